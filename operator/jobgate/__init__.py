@@ -1,0 +1,1 @@
+"""jobgate: a Kubernetes operator that runs algorithm jobs under a concurrency limit."""

@@ -1,0 +1,45 @@
+"""The HTTP side: concurrency status, Prometheus metrics, liveness and readiness (aiohttp).
+
+Served on ``JOBGATE_HTTP_PORT`` (8000). ``/jobs/concurrency/status`` answers the seed's three
+keys exactly, then extra counters. The server is an ``AppRunner`` started and cleaned up by
+the operator's start-up and clean-up hooks, with ``handle_signals=False`` so kopf keeps
+signal handling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from jobgate.metrics import Metrics
+
+
+def build_app(
+    *, snapshot: Callable[[], dict[str, int]], metrics: Metrics, ready: Callable[[], bool]
+) -> web.Application:
+    async def concurrency_status(_: web.Request) -> web.Response:
+        return web.json_response(snapshot())
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        if ready():
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "starting"}, status=503)
+
+    app = web.Application()
+    app.router.add_get("/jobs/concurrency/status", concurrency_status)
+    app.router.add_get("/metrics", make_aiohttp_handler(metrics.registry))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

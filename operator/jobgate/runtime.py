@@ -1,0 +1,118 @@
+"""The operator's runtime objects, built at start-up and torn down at clean-up.
+
+Nothing here exists at import time: the kopf start-up hook calls :meth:`Runtime.start`,
+which connects to the API, reads the ConfigMap, takes in every existing AlgorithmJob, and
+only then lets the scheduler admit jobs; the clean-up hook calls :meth:`Runtime.stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+
+from aiohttp import web
+
+from jobgate import endpoints
+from jobgate.algorithms import AlgorithmRegistry
+from jobgate.config import Settings
+from jobgate.gate import Gate
+from jobgate.kube import JobRef, KubeApi, connect
+from jobgate.liveconfig import LiveConfig
+from jobgate.metrics import Metrics
+from jobgate.runner import AlgorithmRunner
+from jobgate.scheduler import Scheduler
+from jobgate.webhooks import WebhookNotifier
+from jobgate.writer import StatusWriter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Runtime:
+    settings: Settings
+    api: KubeApi
+    metrics: Metrics
+    writer: StatusWriter[JobRef]
+    runner: AlgorithmRunner
+    notifier: WebhookNotifier
+    scheduler: Scheduler
+    live_config: LiveConfig
+    http: web.AppRunner | None = None
+    ready: bool = False
+    tasks: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Runtime:
+        api = KubeApi(await connect(pool_size=settings.status_writers + 8))
+        metrics = Metrics()
+        writer: StatusWriter[JobRef] = StatusWriter(
+            api.patch_job_status,
+            concurrency=settings.status_writers,
+            on_write=lambda ok: metrics.api_writes.labels("ok" if ok else "error").inc(),
+        )
+        runner = AlgorithmRunner(settings.worker_processes)
+        notifier = WebhookNotifier(
+            record=writer.write, metrics=metrics, timeout_seconds=settings.webhook_timeout_seconds
+        )
+        scheduler = Scheduler(
+            gate=Gate(settings.max_concurrent_jobs),
+            algorithms=AlgorithmRegistry.default(),
+            runner=runner,
+            sink=writer,
+            notifier=notifier,
+            metrics=metrics,
+            default_timeout=settings.default_timeout_seconds,
+        )
+
+        def set_timeout(seconds: float) -> None:
+            scheduler.default_timeout = seconds
+
+        live = LiveConfig(
+            api=api, settings=settings, apply_limit=scheduler.resize, apply_timeout=set_timeout
+        )
+        self = cls(
+            settings=settings,
+            api=api,
+            metrics=metrics,
+            writer=writer,
+            runner=runner,
+            notifier=notifier,
+            scheduler=scheduler,
+            live_config=live,
+        )
+        app = endpoints.build_app(
+            snapshot=scheduler.snapshot, metrics=metrics, ready=lambda: self.ready
+        )
+        self.http = await endpoints.serve(app, settings.http_host, settings.http_port)
+        writer.start()
+        await live.load()
+        namespaces = settings.watch_namespaces or (None,)
+        existing = [job for ns in namespaces for job in await api.list_jobs(ns)]
+        scheduler.bootstrap(existing)
+        self.tasks.append(asyncio.create_task(live.follow(), name="configmap watch"))
+        self.ready = True
+        logger.info(
+            "jobgate started: %d existing AlgorithmJobs taken in, limit %d",
+            len(existing),
+            scheduler.gate.limit,
+        )
+        return self
+
+    async def stop(self) -> None:
+        self.ready = False
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.scheduler.close()
+        await self.notifier.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.writer.flush(), timeout=5)
+        await self.writer.close()
+        self.runner.close()
+        if self.http is not None:
+            await self.http.cleanup()
+        await self.api.close()

@@ -1,0 +1,413 @@
+"""The scheduler: the wait queue, the gate and the runs, tied together. No kopf, no API calls.
+
+The kopf handlers feed it what the watch sees (:meth:`Scheduler.observe`,
+:meth:`Scheduler.forget`); it decides what runs, and reports every status change to a
+:class:`StatusSink` (the coalescing status writer in production, a list in unit tests).
+Everything that touches the queue or the gate is synchronous, so between two ``await``s the
+books always balance and the limit cannot be overshot. A job holds its slot from admission
+until its algorithm returns or is stopped; the terminal status write and the webhook happen
+after the slot is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from jobgate.algorithms import AlgorithmFailure, AlgorithmRegistry
+from jobgate.gate import Gate
+from jobgate.kube import JobRef
+from jobgate.metrics import Metrics
+from jobgate.queue import QueueKey, WaitQueue
+from jobgate.runner import AlgorithmRunner, JobTimeout
+from jobgate.spec import JobRequest, SpecError, Webhook, parse_spec, parse_webhook
+from jobgate.status import (
+    TERMINAL_PHASES,
+    Phase,
+    Reason,
+    precise_timestamp,
+    summarize,
+    transition,
+)
+
+logger = logging.getLogger(__name__)
+
+RETRY_BASE_SECONDS = 1.0
+RETRY_MAX_SECONDS = 300.0
+
+
+class StatusSink(Protocol):
+    def write(self, key: JobRef, patch: dict[str, Any]) -> None: ...
+    def discard(self, key: JobRef) -> None: ...
+
+
+class Notifier(Protocol):
+    def notify(self, job: JobRef, webhook: Webhook, status: dict[str, Any]) -> None: ...
+
+
+@dataclasses.dataclass(eq=False)
+class Job:
+    """One AlgorithmJob the scheduler is responsible for, from queued to its terminal write."""
+
+    ref: JobRef
+    request: JobRequest | None
+    """None when the spec was refused: the job ends Failed without ever being queued."""
+    generation: int
+    order: int
+    attempts: int = 0
+    phase: Phase | None = None
+    conditions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    queued_at: float = 0.0
+    task: asyncio.Task[None] | None = None
+    stop: tuple[Phase, Reason, str] | None = None
+    """Why the scheduler itself stopped the run (cancel, deletion); None for a real end."""
+
+    @property
+    def key(self) -> QueueKey:
+        return QueueKey.make(self.valid.priority, self.order, self.ref.uid)
+
+    @property
+    def valid(self) -> JobRequest:
+        assert self.request is not None, f"{self.ref} has no valid spec"
+        return self.request
+
+    @property
+    def slots(self) -> int:
+        return self.valid.algorithm.slots
+
+    @property
+    def algorithm_name(self) -> str:
+        return self.request.algorithm.name if self.request else "unknown"
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        gate: Gate,
+        algorithms: AlgorithmRegistry,
+        runner: AlgorithmRunner,
+        sink: StatusSink,
+        notifier: Notifier,
+        metrics: Metrics,
+        default_timeout: float,
+        clock: Callable[[], datetime.datetime] = utcnow,
+    ) -> None:
+        self.gate = gate
+        self.queue = WaitQueue()
+        self.default_timeout = default_timeout
+        self._algorithms = algorithms
+        self._runner = runner
+        self._sink = sink
+        self._notifier = notifier
+        self._metrics = metrics
+        self._clock = clock
+        self._jobs: dict[str, Job] = {}  # by uid: queued, running or waiting to retry
+        self._running: dict[str, Job] = {}
+        self._finished: set[str] = set()  # concluded, until the watch shows the final phase
+        self._closing = False
+        self._holding = False
+        metrics.bind_gate(
+            limit=lambda: gate.limit,
+            running=lambda: len(self._running),
+            queued=lambda: len(self.queue),
+            available=lambda: gate.available,
+        )
+
+    # ----- what the watch sees -----
+
+    def observe(self, body: Mapping[str, Any]) -> None:
+        """An AlgorithmJob was added or modified (or listed at start-up)."""
+        meta = body.get("metadata", {})
+        status = body.get("status") or {}
+        ref = JobRef(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""))
+        terminal = status.get("phase") in TERMINAL_PHASES
+        if ref.uid in self._finished:  # our own earlier writes echoing back
+            if terminal:
+                self._finished.discard(ref.uid)
+            return
+        job = self._jobs.get(ref.uid)
+        if job is None:
+            if not terminal and not self._closing:
+                self._admit_new(ref, body)
+            return
+        generation = int(meta.get("generation", 0))
+        if generation != job.generation:
+            job.generation = generation
+            self._spec_changed(job, body.get("spec") or {})
+
+    def bootstrap(self, bodies: Iterable[Mapping[str, Any]]) -> None:
+        """Take in every existing job before starting any, so priority decides, not list order."""
+        self._holding = True
+        try:
+            for body in bodies:
+                self.observe(body)
+        finally:
+            self._holding = False
+        self._dispatch()
+        for uid in self.queue:
+            self._mark_pending(self._jobs[uid])
+
+    def forget(self, uid: str) -> None:
+        """The AlgorithmJob was deleted: drop it from the queue, or stop its run."""
+        self._finished.discard(uid)
+        job = self._jobs.pop(uid, None)
+        if job is None:
+            return
+        self._sink.discard(job.ref)
+        if self.queue.remove(uid):
+            self._dispatch()
+        elif job.task is not None:
+            self._stop(job, (Phase.CANCELLED, Reason.CANCELLED, "the AlgorithmJob was deleted"))
+
+    def resize(self, limit: int) -> None:
+        """Apply a new slot limit at once: raising it starts queued jobs immediately."""
+        if limit != self.gate.limit:
+            logger.info("slot limit changes from %d to %d", self.gate.limit, limit)
+            self.gate.resize(limit)
+            self._dispatch()
+
+    def snapshot(self) -> dict[str, int]:
+        """The seed's three keys, then the extra counters."""
+        return {
+            "max_concurrent": self.gate.limit,
+            "available_slots": self.gate.available,
+            "running_jobs": len(self._running),
+            "queued_jobs": len(self.queue),
+            "slots_in_use": self.gate.in_use,
+        }
+
+    async def close(self) -> None:
+        """Stop every run without writing a status: a successor re-queues them as Running."""
+        self._closing = True
+        tasks = [job.task for job in self._running.values() if job.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ----- decisions -----
+
+    def _admit_new(self, ref: JobRef, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata", {})
+        status = body.get("status") or {}
+        job = Job(
+            ref=ref,
+            request=None,
+            generation=int(meta.get("generation", 0)),
+            order=_creation_order(meta, status),
+            attempts=int(status.get("attempts") or 0),
+            phase=_phase(status.get("phase")),
+            conditions=list(status.get("conditions") or []),
+        )
+        self._jobs[ref.uid] = job
+        spec = body.get("spec") or {}
+        try:
+            job.request = request = parse_spec(spec, self._algorithms)
+        except SpecError as exc:
+            logger.warning("AlgorithmJob %s refused: %s: %s", ref, exc.reason, exc.message)
+            self._conclude(
+                job,
+                Phase.FAILED,
+                exc.reason,
+                exc.message,
+                webhook=parse_webhook(spec.get("webhook"), strict=False),
+            )
+            return
+        self._metrics.jobs_created.labels(request.algorithm.name).inc()
+        if request.cancel:
+            self._conclude(
+                job, Phase.CANCELLED, Reason.CANCELLED, "cancelled by spec.cancel before it started"
+            )
+            return
+        self._enqueue(job)
+
+    def _spec_changed(self, job: Job, spec: Mapping[str, Any]) -> None:
+        queued = job.ref.uid in self.queue
+        if spec.get("cancel") is True:
+            if job.task is not None:
+                self._stop(
+                    job,
+                    (Phase.CANCELLED, Reason.CANCELLED, "cancelled by spec.cancel while running"),
+                )
+            else:  # queued, or waiting to retry
+                self.queue.remove(job.ref.uid)
+                self._conclude(
+                    job,
+                    Phase.CANCELLED,
+                    Reason.CANCELLED,
+                    "cancelled by spec.cancel before it started",
+                )
+                self._dispatch()
+            return
+        if queued:  # a waiting job takes its newest spec (e.g. a corrected param or priority)
+            try:
+                job.request = parse_spec(spec, self._algorithms)
+            except SpecError as exc:
+                self.queue.remove(job.ref.uid)
+                self._conclude(job, Phase.FAILED, exc.reason, exc.message)
+                return
+            self.queue.push(job.key)
+            self._dispatch()
+
+    def _enqueue(self, job: Job) -> None:
+        job.queued_at = time.monotonic()
+        self.queue.push(job.key)
+        if not self._holding:
+            self._dispatch()
+            if job.ref.uid in self.queue:
+                self._mark_pending(job)
+
+    def _mark_pending(self, job: Job) -> None:
+        if job.phase is not Phase.PENDING:
+            self._write(
+                job,
+                Phase.PENDING,
+                Reason.WAITING_FOR_SLOT,
+                "waiting for a free concurrency slot",
+                submitOrder=job.order,
+            )
+
+    def _dispatch(self) -> None:
+        """Start queued jobs, best first, while the head of the queue fits in the gate."""
+        while not self._closing and not self._holding:
+            uid = self.queue.peek()
+            if uid is None or not self.gate.can_admit(self._jobs[uid].slots):
+                return
+            self.queue.remove(uid)
+            self._start(self._jobs[uid])
+
+    def _start(self, job: Job) -> None:
+        self.gate.admit(job.slots)
+        self._running[job.ref.uid] = job
+        self._metrics.queue_wait.observe(time.monotonic() - job.queued_at)
+        job.attempts += 1
+        job.stop = None
+        self._write(
+            job,
+            Phase.RUNNING,
+            Reason.STARTED,
+            f"attempt {job.attempts} of {job.valid.backoff_limit + 1}",
+            attempts=job.attempts,
+            startTime=precise_timestamp(self._clock()),
+            queuePosition=None,
+            completionTime=None,
+            durationSeconds=None,
+            result=None,
+            summary=None,
+        )
+        job.task = asyncio.create_task(self._run(job), name=f"job {job.ref}")
+
+    async def _run(self, job: Job) -> None:
+        request = job.valid
+        timeout = request.timeout_seconds or self.default_timeout
+        started = time.monotonic()
+        outcome: tuple[Phase, Reason, str] | None = None
+        result: dict[str, Any] | None = None
+        try:
+            result = await self._runner.run(request.algorithm, request.params, timeout)
+            outcome = (Phase.SUCCEEDED, Reason.SUCCEEDED, "the algorithm returned a result")
+        except JobTimeout as exc:
+            outcome = (Phase.FAILED, Reason.TIMEOUT, str(exc))
+        except AlgorithmFailure as exc:
+            outcome = (Phase.FAILED, Reason.ALGORITHM_ERROR, str(exc))
+        except asyncio.CancelledError:
+            outcome = job.stop
+            if outcome is None:  # operator shutdown: leave the status to the successor
+                raise
+        finally:
+            elapsed = time.monotonic() - started
+            self._running.pop(job.ref.uid, None)
+            self.gate.release(job.slots)
+            job.task = None
+            self._metrics.job_duration.labels(request.algorithm.name).observe(elapsed)
+            self._dispatch()
+        phase, reason, message = outcome
+        if job.ref.uid not in self._jobs:
+            return  # deleted while running: nothing to write
+        if phase is Phase.FAILED and job.attempts <= request.backoff_limit:
+            self._retry_later(job, reason, message)
+            return
+        self._conclude(job, phase, reason, message, result=result, elapsed=elapsed)
+
+    def _retry_later(self, job: Job, reason: Reason, message: str) -> None:
+        delay = min(RETRY_BASE_SECONDS * 2 ** (job.attempts - 1), RETRY_MAX_SECONDS)
+        self._write(
+            job,
+            Phase.PENDING,
+            Reason.WAITING_FOR_SLOT,
+            f"attempt {job.attempts} failed ({reason}: {message}); retrying in {delay:g}s",
+        )
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, self._requeue, job)
+
+    def _requeue(self, job: Job) -> None:
+        if self._jobs.get(job.ref.uid) is job and job.task is None and not self._closing:
+            self._enqueue(job)
+
+    def _stop(self, job: Job, why: tuple[Phase, Reason, str]) -> None:
+        job.stop = why
+        if job.task is not None:
+            job.task.cancel()
+
+    def _conclude(
+        self,
+        job: Job,
+        phase: Phase,
+        reason: Reason,
+        message: str,
+        *,
+        result: dict[str, Any] | None = None,
+        elapsed: float | None = None,
+        webhook: Webhook | None = None,
+    ) -> None:
+        now = self._clock()
+        fields: dict[str, Any] = {"completionTime": precise_timestamp(now), "queuePosition": None}
+        if result is not None:
+            fields["result"] = result
+            fields["summary"] = summarize(result)
+        if elapsed is not None:
+            fields["durationSeconds"] = round(elapsed, 3)
+        status = self._write(job, phase, reason, message, **fields)
+        self._metrics.jobs_completed.labels(phase.value, job.algorithm_name).inc()
+        self._jobs.pop(job.ref.uid, None)
+        self._finished.add(job.ref.uid)
+        webhook = webhook or (job.request.webhook if job.request else None)
+        if webhook is not None:
+            self._notifier.notify(job.ref, webhook, status)
+
+    def _write(
+        self, job: Job, phase: Phase, reason: Reason, message: str, **fields: Any
+    ) -> dict[str, Any]:
+        status = transition(
+            phase, reason, message, previous_conditions=job.conditions, now=self._clock(), **fields
+        )
+        job.phase = phase
+        job.conditions = status["conditions"]
+        self._sink.write(job.ref, status)
+        return status
+
+
+def _phase(value: Any) -> Phase | None:
+    try:
+        return Phase(value)
+    except ValueError:
+        return None
+
+
+def _creation_order(meta: Mapping[str, Any], status: Mapping[str, Any]) -> int:
+    """The etcd revision at creation: kept in status once written, else the resourceVersion."""
+    for raw in (status.get("submitOrder"), meta.get("resourceVersion")):
+        try:
+            return int(str(raw))
+        except (TypeError, ValueError):
+            continue
+    return 0

@@ -1,0 +1,92 @@
+"""The status writer coalesces, keeps per-job order, retries, and drops deleted objects."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from jobgate.kube import Gone
+from jobgate.writer import StatusWriter
+
+
+class Server:
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.fail_next = 0
+        self.gone: set[str] = set()
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def send(self, key: str, patch: dict[str, Any]) -> None:
+        await self.gate.wait()
+        if key in self.gone:
+            raise Gone(key)
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ApiException(status=503, reason="unavailable")
+        self.received.append((key, dict(patch)))
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("jobgate.writer.RETRY_FIRST_DELAY", 0.001)
+
+
+async def test_patches_waiting_for_one_job_merge_into_one_write() -> None:
+    server = Server()
+    server.gate.clear()  # the server is slow: patches pile up
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=1)
+    writer.start()
+    writer.write("a", {"phase": "Running", "startTime": "t0"})
+    await asyncio.sleep(0)  # "a" is now in flight
+    writer.write("a", {"phase": "Running", "attempts": 1})
+    writer.write("a", {"phase": "Succeeded", "result": {"x": 1}})
+    server.gate.set()
+    await writer.flush()
+    await writer.close()
+    assert server.received == [
+        ("a", {"phase": "Running", "startTime": "t0"}),
+        ("a", {"phase": "Succeeded", "attempts": 1, "result": {"x": 1}}),
+    ]
+
+
+async def test_one_request_per_job_in_flight_keeps_order() -> None:
+    server = Server()
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=8)
+    writer.start()
+    for i in range(50):
+        writer.write("a", {"step": i})
+        writer.write(f"other{i}", {"step": i})
+        await asyncio.sleep(0)
+    await writer.flush()
+    await writer.close()
+    steps = [p["step"] for k, p in server.received if k == "a"]
+    assert steps == sorted(steps) and steps[-1] == 49
+
+
+async def test_server_errors_are_retried_until_the_write_lands() -> None:
+    server = Server()
+    server.fail_next = 3
+    outcomes: list[bool] = []
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=1, on_write=outcomes.append)
+    writer.start()
+    writer.write("a", {"phase": "Succeeded"})
+    await writer.flush()
+    await writer.close()
+    assert server.received == [("a", {"phase": "Succeeded"})]
+    assert outcomes == [False, False, False, True]
+
+
+async def test_deleted_object_is_dropped() -> None:
+    server = Server()
+    server.gone.add("a")
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=1)
+    writer.start()
+    writer.write("a", {"phase": "Succeeded"})
+    writer.write("b", {"phase": "Succeeded"})
+    await writer.flush()
+    await writer.close()
+    assert server.received == [("b", {"phase": "Succeeded"})]
