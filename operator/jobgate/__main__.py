@@ -12,19 +12,32 @@ from jobgate.config import ConfigError, Settings
 from jobgate.handlers import build_registry
 
 
+class _DropKopfInternals(logging.Filter):
+    """kopf attaches its settings object to every record; keep only the object reference."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for attr in ("settings", "k8s_skip"):
+            record.__dict__.pop(attr, None)
+        return True
+
+
 def configure_logging(level: str) -> None:
     """One JSON object per line on stderr, at the configured level."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_DropKopfInternals())
     handler.setFormatter(
         JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"levelname": "level", "asctime": "time"},
+            json_default=str,
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if root.level > logging.DEBUG:  # kopf logs every handled event at INFO: too chatty
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 def main() -> int:

@@ -116,10 +116,14 @@ class KubeApi:
         self, namespace: str, name: str, timeout_seconds: int = 300
     ) -> AsyncIterator[tuple[str, dict[str, str] | None]]:
         """Yield ``(event type, data)`` for one ConfigMap until the server closes the watch."""
+        # resourceVersion "0": start from the watch cache's current state (an ADDED event),
+        # without waiting for the cache to prove it is fresh. That wait never ends in time
+        # on an etcd without progress notifications (etcd 3.4) when ConfigMaps are quiet.
         response = await self._core.list_namespaced_config_map(
             namespace,
             field_selector=f"metadata.name={name}",
             watch=True,
+            resource_version="0",
             timeout_seconds=timeout_seconds,
             _preload_content=False,
         )

@@ -42,7 +42,14 @@ RETRY_MAX_SECONDS = 300.0
 
 
 class StatusSink(Protocol):
-    def write(self, key: JobRef, patch: dict[str, Any]) -> None: ...
+    def write(
+        self,
+        key: JobRef,
+        patch: dict[str, Any],
+        *,
+        settles: bool = False,
+        after_settled: bool = False,
+    ) -> None: ...
     def discard(self, key: JobRef) -> None: ...
 
 
@@ -392,7 +399,9 @@ class Scheduler:
         )
         job.phase = phase
         job.conditions = status["conditions"]
-        self._sink.write(job.ref, status)
+        self._sink.write(
+            job.ref, status, settles=phase.terminal, after_settled=phase is Phase.RUNNING
+        )
         return status
 
 

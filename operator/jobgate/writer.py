@@ -6,6 +6,11 @@ job that starts and finishes before its "Running" patch has gone out costs one w
 two; under load this halves the writes. At most one request per job is in flight, so patches
 for a job reach the server in the order they were written. Failed requests are retried
 with capped exponential backoff until they land or the object is gone.
+
+One ordering rule crosses jobs: a job's "Running" patch is held until every terminal patch
+written before it has landed. The scheduler reuses a slot the moment a job ends, before that
+job's terminal status is written; without the rule a watcher could briefly see one more
+Running object than the limit. The slot itself is never held for a write.
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ class StatusWriter(Generic[K]):
         self._on_write = on_write or (lambda ok: None)
         self._waiting: dict[K, Patch] = {}
         self._in_flight: set[K] = set()
+        self._settling: set[K] = set()  # a terminal patch is waiting or in flight
+        self._settle_waiting: set[K] = set()  # ... and it is in the waiting patch
+        self._blocked: dict[K, set[K]] = {}  # held patch -> terminal patches it waits for
+        self._dependents: dict[K, set[K]] = {}
         self._ready: asyncio.Queue[K] = asyncio.Queue()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -54,21 +63,54 @@ class StatusWriter(Generic[K]):
             for i in range(self._concurrency)
         ]
 
-    def write(self, key: K, patch: Patch) -> None:
-        """Queue ``patch`` for ``key``; merges into a patch that has not been sent yet."""
+    def write(
+        self, key: K, patch: Patch, *, settles: bool = False, after_settled: bool = False
+    ) -> None:
+        """Queue ``patch`` for ``key``; merges into a patch that has not been sent yet.
+
+        ``settles``: the patch ends a run (a terminal phase). ``after_settled``: hold the
+        patch until every ``settles`` patch written before it has landed.
+        """
+        if settles:
+            self._settling.add(key)
+            self._settle_waiting.add(key)
         waiting = self._waiting.get(key)
         if waiting is not None:
             waiting.update(patch)
             return
         self._waiting[key] = dict(patch)
         self._idle.clear()
-        if key not in self._in_flight:
+        if after_settled:
+            blockers = self._settling - {key}
+            if blockers:
+                self._blocked[key] = blockers
+                for blocker in blockers:
+                    self._dependents.setdefault(blocker, set()).add(key)
+                return
+        if key not in self._in_flight and key not in self._blocked:
             self._ready.put_nowait(key)
 
     def discard(self, key: K) -> None:
         """Drop what is still waiting for ``key`` (the object was deleted)."""
         self._waiting.pop(key, None)
+        self._blocked.pop(key, None)
+        self._settle_waiting.discard(key)
+        if key not in self._in_flight:
+            self._settled(key)
         self._check_idle()
+
+    def _settled(self, key: K) -> None:
+        """``key``'s terminal patch landed (or never will): release what waited for it."""
+        self._settling.discard(key)
+        for dependent in self._dependents.pop(key, ()):
+            blockers = self._blocked.get(dependent)
+            if blockers is None:
+                continue
+            blockers.discard(key)
+            if not blockers:
+                del self._blocked[dependent]
+                if dependent in self._waiting and dependent not in self._in_flight:
+                    self._ready.put_nowait(dependent)
 
     @property
     def backlog(self) -> int:
@@ -91,16 +133,22 @@ class StatusWriter(Generic[K]):
     async def _work(self) -> None:
         while True:
             key = await self._ready.get()
+            if key in self._blocked or key in self._in_flight:
+                continue  # re-queued when released / when the flight lands
             patch = self._waiting.pop(key, None)
             if patch is None:
                 continue  # discarded while it waited
+            settles = key in self._settle_waiting
+            self._settle_waiting.discard(key)
             self._in_flight.add(key)
             try:
                 await self._deliver(key, patch)
             finally:
                 self._in_flight.discard(key)
-                if key in self._waiting:  # written again while in flight: send next, in order
-                    self._ready.put_nowait(key)
+                if settles and key not in self._settle_waiting:
+                    self._settled(key)
+                if key in self._waiting and key not in self._blocked:
+                    self._ready.put_nowait(key)  # written again while in flight: send next
                 self._check_idle()
 
     async def _deliver(self, key: K, patch: Patch) -> None:

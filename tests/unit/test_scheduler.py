@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import World, job_body
+from fakes import World, job_body
 
 
 async def test_runs_up_to_the_limit_and_queues_the_rest(world: World) -> None:

@@ -90,3 +90,51 @@ async def test_deleted_object_is_dropped() -> None:
     await writer.flush()
     await writer.close()
     assert server.received == [("b", {"phase": "Succeeded"})]
+
+
+async def test_running_patch_waits_for_earlier_terminal_patches_to_land() -> None:
+    """A watcher never sees the new job Running while the job it replaces still is."""
+    server = Server()
+    server.gate.clear()
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=4)
+    writer.start()
+    writer.write("old", {"phase": "Succeeded"}, settles=True)
+    writer.write("new", {"phase": "Running"}, after_settled=True)
+    writer.write("pending", {"phase": "Pending"})
+    await asyncio.sleep(0.01)
+    server.gate.set()
+    await writer.flush()
+    await writer.close()
+    order = [key for key, _ in server.received]
+    assert order.index("old") < order.index("new")
+    assert set(order) == {"old", "new", "pending"}
+
+
+async def test_held_running_patch_merges_with_its_own_terminal_patch() -> None:
+    server = Server()
+    server.gate.clear()
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=2)
+    writer.start()
+    writer.write("old", {"phase": "Succeeded"}, settles=True)
+    writer.write("new", {"phase": "Running", "startTime": "t"}, after_settled=True)
+    writer.write("new", {"phase": "Succeeded"}, settles=True)
+    server.gate.set()
+    await writer.flush()
+    await writer.close()
+    assert server.received == [
+        ("old", {"phase": "Succeeded"}),
+        ("new", {"phase": "Succeeded", "startTime": "t"}),
+    ]
+
+
+async def test_deleted_terminal_job_releases_held_patches() -> None:
+    server = Server()
+    server.gone.add("old")
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=1)
+    writer.start()
+    writer.write("old", {"phase": "Succeeded"}, settles=True)
+    writer.write("new", {"phase": "Running"}, after_settled=True)
+    await writer.flush()
+    writer.discard("old")
+    await writer.close()
+    assert server.received == [("new", {"phase": "Running"})]

@@ -1,0 +1,1 @@
+"""Test support shipped with jobgate: a local control plane for e2e tests and development."""
