@@ -95,8 +95,9 @@ if [ ! -x "$cache/kube-apiserver" ]; then
   cd "$work"
   go mod init jobgate.local/kube-apiserver-build >/dev/null 2>&1
   # The release's own go.mod lists its staging modules (k8s.io/x => ./staging/src/k8s.io/x).
-  gomod="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" |
-    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
+  download="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION")"
+  field() { echo "$download" | sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",\{0,1\}\$/\1/p"; }
+  gomod="$(field GoMod)"
   [ -f "$gomod" ] || { log "could not download k8s.io/kubernetes@$KUBE_VERSION"; exit 1; }
   staging="$(sed -n 's#^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' \
     "$gomod" | sort -u)"
@@ -115,7 +116,17 @@ package tools
 import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 GO
   go mod tidy >&2
-  go build -trimpath -ldflags='-s -w' -o "$out" k8s.io/kubernetes/cmd/kube-apiserver >&2
+  # Stamp the version as Kubernetes' own build does (hack/lib/version.sh); unstamped, the
+  # server reports v0.0.0-master and kubectl warns about version skew.
+  release_time="$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$(field Info)")"
+  minor_version="${KUBE_VERSION#v1.}"
+  ldflags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1"
+    ldflags+=" -X $pkg.gitMinor=${minor_version%%.*} -X $pkg.gitTreeState=clean"
+    ldflags+=" -X $pkg.buildDate=${release_time:-1970-01-01T00:00:00Z}"
+  done
+  go build -trimpath -ldflags="$ldflags" -o "$out" k8s.io/kubernetes/cmd/kube-apiserver >&2
   chmod 0755 "$out"
   "$out" --version >&2
   mv -f "$out" "$cache/kube-apiserver"  # atomic: an interrupted build leaves no half binary

@@ -2,7 +2,7 @@
 
 Two layers, in rising precedence after the built-in defaults: environment variables
 (read once at start-up into :class:`Settings`) and the ConfigMap ``jobgate-config`` in the
-operator's namespace (parsed by :func:`parse_configmap` into :class:`Overrides`, which may
+operator's namespace (parsed by :func:`parse_configmap` into a :class:`Policy`, which may
 change while the operator runs). Nothing else in the package reads ``os.environ``.
 """
 
@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
 
 CONFIGMAP_NAME = "jobgate-config"
 DEFAULT_MAX_CONCURRENT_JOBS = 10
@@ -51,6 +54,18 @@ class Settings:
     webhook_timeout_seconds: float = 10.0
     """``JOBGATE_WEBHOOK_TIMEOUT_SECONDS``: time limit of one webhook request."""
 
+    queue_status_interval: float = 1.0
+    """``JOBGATE_QUEUE_STATUS_INTERVAL``: seconds between queue-status reports."""
+
+    queue_exact_positions: int = 20
+    """``JOBGATE_QUEUE_EXACT_POSITIONS``: head of the queue whose positions stay exact."""
+
+    queue_refresh_seconds: float = 60.0
+    """``JOBGATE_QUEUE_REFRESH_SECONDS``: age after which a tail position is refreshed."""
+
+    queue_refresh_writes: int = 20
+    """``JOBGATE_QUEUE_REFRESH_WRITES``: tail refreshes per report, at most."""
+
     log_level: str = "INFO"
     """``JOBGATE_LOG_LEVEL``: DEBUG, INFO, WARNING or ERROR."""
 
@@ -79,40 +94,140 @@ class Settings:
             webhook_timeout_seconds=_float(
                 env, "JOBGATE_WEBHOOK_TIMEOUT_SECONDS", base.webhook_timeout_seconds
             ),
+            queue_status_interval=_float(
+                env, "JOBGATE_QUEUE_STATUS_INTERVAL", base.queue_status_interval
+            ),
+            queue_exact_positions=_int(
+                env, "JOBGATE_QUEUE_EXACT_POSITIONS", base.queue_exact_positions
+            ),
+            queue_refresh_seconds=_float(
+                env, "JOBGATE_QUEUE_REFRESH_SECONDS", base.queue_refresh_seconds
+            ),
+            queue_refresh_writes=_int(
+                env, "JOBGATE_QUEUE_REFRESH_WRITES", base.queue_refresh_writes
+            ),
             log_level=env.get("JOBGATE_LOG_LEVEL", base.log_level).upper(),
             standalone=env.get("JOBGATE_STANDALONE", "true").lower() not in ("0", "false", "no"),
         )
 
 
 @dataclasses.dataclass(frozen=True)
-class Overrides:
-    """Settings from the ConfigMap; ``None`` means "not set there, keep the lower layer"."""
+class Policy:
+    """The live scheduling settings: the environment's values overlaid with the ConfigMap."""
 
-    max_concurrent_jobs: int | None = None
-    default_timeout_seconds: float | None = None
+    max_concurrent_jobs: int
+    """``maxConcurrentJobs``: slot limit; 0 pauses the queue."""
+    default_timeout_seconds: float
+    """``defaultTimeoutSeconds``: timeout of a job whose spec sets none."""
+    namespace_limits: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """``namespaceLimits``: slots one namespace may hold at once; key ``"*"`` for the rest."""
+    algorithm_slots: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """``algorithmSlots``: slots one run of an algorithm holds (default: the algorithm's own)."""
+    retry_base_seconds: float = 1.0
+    """``retryBackoffBaseSeconds``: delay before the first retry; doubles each time."""
+    retry_max_seconds: float = 300.0
+    """``retryBackoffMaxSeconds``: the longest delay between retries."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(settings.max_concurrent_jobs, settings.default_timeout_seconds)
+
+    def namespace_limit(self, namespace: str) -> int | None:
+        return self.namespace_limits.get(namespace, self.namespace_limits.get("*"))
+
+    def retry_delay(self, attempt: int) -> float:
+        """Delay after failed attempt number ``attempt`` (1-based): base * 2**(attempt-1)."""
+        return float(
+            min(self.retry_base_seconds * 2 ** max(attempt - 1, 0), self.retry_max_seconds)
+        )
 
 
-def parse_configmap(data: Mapping[str, str] | None) -> tuple[Overrides, list[str]]:
-    """Parse the ConfigMap's ``data``; bad values are skipped and reported, never fatal.
+def parse_configmap(
+    data: Mapping[str, str] | None, settings: Settings, previous: Policy | None = None
+) -> tuple[Policy, list[str]]:
+    """Build the policy from the ConfigMap's ``data``; bad values never stop the operator.
 
-    Returns the usable overrides and one message per rejected key, so that the caller can
-    keep the previous value and tell the user (log line, Event) what to fix.
+    A key that is absent falls back to the environment's value; a key whose value is bad
+    keeps the previous value in force and yields one message naming the key and the fix.
     """
     data = data or {}
+    base = Policy.from_settings(settings)
+    previous = previous or base
     problems: list[str] = []
-    limit: int | None = None
-    timeout: float | None = None
-    if "maxConcurrentJobs" in data:
+
+    def read(key: str, parse: Callable[[str, str], Any], fallback: Any, kept: Any) -> Any:
+        if key not in data:
+            return fallback
         try:
-            limit = _parse_int("maxConcurrentJobs", data["maxConcurrentJobs"], minimum=0)
+            return parse(key, data[key])
         except ConfigError as exc:
             problems.append(f"ConfigMap {CONFIGMAP_NAME}: {exc}")
-    if "defaultTimeoutSeconds" in data:
-        try:
-            timeout = _parse_float("defaultTimeoutSeconds", data["defaultTimeoutSeconds"])
-        except ConfigError as exc:
-            problems.append(f"ConfigMap {CONFIGMAP_NAME}: {exc}")
-    return Overrides(max_concurrent_jobs=limit, default_timeout_seconds=timeout), problems
+            return kept
+
+    policy = Policy(
+        max_concurrent_jobs=read(
+            "maxConcurrentJobs", _parse_int, base.max_concurrent_jobs, previous.max_concurrent_jobs
+        ),
+        default_timeout_seconds=read(
+            "defaultTimeoutSeconds",
+            _parse_float,
+            base.default_timeout_seconds,
+            previous.default_timeout_seconds,
+        ),
+        namespace_limits=read("namespaceLimits", _parse_int_map, {}, previous.namespace_limits),
+        algorithm_slots=read("algorithmSlots", _parse_slot_map, {}, previous.algorithm_slots),
+        retry_base_seconds=read(
+            "retryBackoffBaseSeconds",
+            _parse_float,
+            base.retry_base_seconds,
+            previous.retry_base_seconds,
+        ),
+        retry_max_seconds=read(
+            "retryBackoffMaxSeconds",
+            _parse_float,
+            base.retry_max_seconds,
+            previous.retry_max_seconds,
+        ),
+    )
+    known = {
+        "maxConcurrentJobs",
+        "defaultTimeoutSeconds",
+        "namespaceLimits",
+        "algorithmSlots",
+        "retryBackoffBaseSeconds",
+        "retryBackoffMaxSeconds",
+    }
+    for key in sorted(set(data) - known):
+        problems.append(
+            f"ConfigMap {CONFIGMAP_NAME}: unknown key {key!r} is ignored; known "
+            f"keys: {', '.join(sorted(known))}"
+        )
+    return policy, problems
+
+
+def _parse_int_map(name: str, raw: str, *, minimum: int = 0) -> dict[str, int]:
+    """A YAML/JSON mapping of names to non-negative integers, e.g. ``{team-a: 3, "*": 5}``."""
+    try:
+        value = yaml.safe_load(raw) if str(raw).strip() else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name} is not valid YAML ({exc}); write e.g. '{{team-a: 3}}'") from exc
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a mapping like '{{team-a: 3}}', got {raw!r}")
+    out: dict[str, int] = {}
+    for key, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
+            raise ConfigError(
+                f"{name}: {key}={number!r} must be an integer >= {minimum} "
+                "(the previous value stays in force)"
+            )
+        out[str(key)] = number
+    return out
+
+
+def _parse_slot_map(name: str, raw: str) -> dict[str, int]:
+    return _parse_int_map(name, raw, minimum=1)
 
 
 def _parse_int(name: str, raw: str, *, minimum: int = 0, maximum: int | None = None) -> int:
@@ -135,7 +250,10 @@ def _parse_float(name: str, raw: str) -> float:
     except ValueError:
         value = -1.0
     if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{name}={raw!r} is not a positive number of seconds, e.g. 600")
+        raise ConfigError(
+            f"{name}={raw!r} is not a positive number of seconds, e.g. 600 "
+            "(the previous value stays in force)"
+        )
     return value
 
 

@@ -2,8 +2,9 @@
 
 The first read happens at start-up, before any job is admitted, so jobs never start under a
 stale limit. Afterwards a watch on that single ConfigMap (a field selector, not a
-cluster-wide ConfigMap watch) applies each change within the watch latency. A bad value
-keeps the previous one in force and is reported with the key and the fix.
+cluster-wide ConfigMap watch) applies each change within the watch latency, typically well
+under a second. A bad value keeps the previous one in force and is reported with the key
+and the fix (a log line, and an Event on the ConfigMap when a reporter is given).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from jobgate.config import CONFIGMAP_NAME, Overrides, Settings, parse_configmap
+from jobgate.config import CONFIGMAP_NAME, Policy, Settings, parse_configmap
 from jobgate.kube import KubeApi
 
 logger = logging.getLogger(__name__)
@@ -26,43 +27,32 @@ class LiveConfig:
         *,
         api: KubeApi,
         settings: Settings,
-        apply_limit: Callable[[int], None],
-        apply_timeout: Callable[[float], None],
+        apply: Callable[[Policy], None],
         report: Callable[[str], None] | None = None,
     ) -> None:
         self._api = api
         self._settings = settings
-        self._apply_limit = apply_limit
-        self._apply_timeout = apply_timeout
+        self._apply = apply
         self._report = report or logger.warning
-        self.current = Overrides()
+        self.policy = Policy.from_settings(settings)
+        self._last_problems: list[str] = []
 
     def apply(self, data: dict[str, str] | None) -> None:
-        """Apply the ConfigMap's data (None: deleted, so the lower layers apply again)."""
-        overrides, problems = parse_configmap(data)
-        for problem in problems:
-            self._report(problem)
-        previous = self.current
-        limit = overrides.max_concurrent_jobs
-        if limit is None and data is not None and "maxConcurrentJobs" in data:
-            limit = previous.max_concurrent_jobs  # bad value: keep what was in force
-        timeout = overrides.default_timeout_seconds
-        if timeout is None and data is not None and "defaultTimeoutSeconds" in data:
-            timeout = previous.default_timeout_seconds
-        self.current = Overrides(max_concurrent_jobs=limit, default_timeout_seconds=timeout)
-        self._apply_limit(limit if limit is not None else self._settings.max_concurrent_jobs)
-        self._apply_timeout(
-            timeout if timeout is not None else self._settings.default_timeout_seconds
-        )
+        """Apply the ConfigMap's data (None: deleted, so the environment's values apply)."""
+        self.policy, problems = parse_configmap(data, self._settings, self.policy)
+        if problems != self._last_problems:  # report each problem once, not on every resync
+            for problem in problems:
+                self._report(problem)
+        self._last_problems = problems
+        self._apply(self.policy)
 
     async def load(self) -> None:
         self.apply(await self._api.read_configmap(self._settings.namespace, CONFIGMAP_NAME))
 
     async def follow(self) -> None:
-        """Watch forever (until cancelled), re-reading after every reconnect."""
+        """Watch forever (until cancelled); every (re)connect starts with the current state."""
         while True:
             try:
-                await self.load()
                 async for kind, data in self._api.watch_configmap(
                     self._settings.namespace, CONFIGMAP_NAME
                 ):

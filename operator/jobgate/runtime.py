@@ -16,13 +16,12 @@ from aiohttp import web
 
 from jobgate import endpoints
 from jobgate.algorithms import AlgorithmRegistry
-from jobgate.config import Settings
-from jobgate.gate import Gate
+from jobgate.config import Policy, Settings
 from jobgate.kube import JobRef, KubeApi, connect
 from jobgate.liveconfig import LiveConfig
 from jobgate.metrics import Metrics
 from jobgate.runner import AlgorithmRunner
-from jobgate.scheduler import Scheduler
+from jobgate.scheduler import QueueReporting, Scheduler
 from jobgate.webhooks import WebhookNotifier
 from jobgate.writer import StatusWriter
 
@@ -57,21 +56,19 @@ class Runtime:
             record=writer.write, metrics=metrics, timeout_seconds=settings.webhook_timeout_seconds
         )
         scheduler = Scheduler(
-            gate=Gate(settings.max_concurrent_jobs),
+            policy=Policy.from_settings(settings),
             algorithms=AlgorithmRegistry.default(),
             runner=runner,
             sink=writer,
             notifier=notifier,
             metrics=metrics,
-            default_timeout=settings.default_timeout_seconds,
+            reporting=QueueReporting(
+                exact_positions=settings.queue_exact_positions,
+                refresh_seconds=settings.queue_refresh_seconds,
+                refresh_writes=settings.queue_refresh_writes,
+            ),
         )
-
-        def set_timeout(seconds: float) -> None:
-            scheduler.default_timeout = seconds
-
-        live = LiveConfig(
-            api=api, settings=settings, apply_limit=scheduler.resize, apply_timeout=set_timeout
-        )
+        live = LiveConfig(api=api, settings=settings, apply=scheduler.apply_policy)
         self = cls(
             settings=settings,
             api=api,
@@ -92,6 +89,7 @@ class Runtime:
         existing = [job for ns in namespaces for job in await api.list_jobs(ns)]
         scheduler.bootstrap(existing)
         self.tasks.append(asyncio.create_task(live.follow(), name="configmap watch"))
+        self.tasks.append(asyncio.create_task(self._report_queue(), name="queue status"))
         self.ready = True
         logger.info(
             "jobgate started: %d existing AlgorithmJobs taken in, limit %d",
@@ -99,6 +97,14 @@ class Runtime:
             scheduler.gate.limit,
         )
         return self
+
+    async def _report_queue(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.queue_status_interval)
+            try:
+                self.scheduler.report_queue()
+            except Exception:  # a bug here must not stop queue reporting for good
+                logger.exception("writing queue status failed")
 
     async def stop(self) -> None:
         self.ready = False

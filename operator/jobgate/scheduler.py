@@ -7,11 +7,16 @@ Everything that touches the queue or the gate is synchronous, so between two ``a
 books always balance and the limit cannot be overshot. A job holds its slot from admission
 until its algorithm returns or is stopped; the terminal status write and the webhook happen
 after the slot is released.
+
+Queue status (``Pending``, its reason and ``queuePosition``) is written by
+:meth:`Scheduler.report_queue`, called about once a second, under a bound that does not grow
+with the queue: see :class:`QueueReporting`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime
 import logging
@@ -20,11 +25,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from jobgate.algorithms import AlgorithmFailure, AlgorithmRegistry
+from jobgate.config import Policy
 from jobgate.gate import Gate
 from jobgate.kube import JobRef
 from jobgate.metrics import Metrics
 from jobgate.queue import QueueKey, WaitQueue
-from jobgate.runner import AlgorithmRunner, JobTimeout
+from jobgate.runner import AlgorithmRunner, JobTimeout, ResourceLimitExceeded
 from jobgate.spec import JobRequest, SpecError, Webhook, parse_spec, parse_webhook
 from jobgate.status import (
     TERMINAL_PHASES,
@@ -37,9 +43,6 @@ from jobgate.status import (
 
 logger = logging.getLogger(__name__)
 
-RETRY_BASE_SECONDS = 1.0
-RETRY_MAX_SECONDS = 300.0
-
 
 class StatusSink(Protocol):
     def write(
@@ -50,11 +53,30 @@ class StatusSink(Protocol):
         settles: bool = False,
         after_settled: bool = False,
     ) -> None: ...
+
     def discard(self, key: JobRef) -> None: ...
 
 
 class Notifier(Protocol):
     def notify(self, job: JobRef, webhook: Webhook, status: dict[str, Any]) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueReporting:
+    """How queue status reaches the API: the write bound that keeps long queues cheap.
+
+    Each report (about once a second) writes: a first ``Pending`` status for jobs queued
+    since the last report (jobs that start before it never get one); exact positions for
+    the first ``exact_positions`` jobs whose position or reason changed; and, for the rest,
+    a refresh of jobs whose written position is older than ``refresh_seconds`` or whose
+    reason changed, at most ``refresh_writes`` per report. So beyond the first Pending write,
+    position writes per report are at most ``exact_positions + refresh_writes``, whatever
+    the queue length.
+    """
+
+    exact_positions: int = 20
+    refresh_seconds: float = 60.0
+    refresh_writes: int = 20
 
 
 @dataclasses.dataclass(eq=False)
@@ -70,9 +92,12 @@ class Job:
     phase: Phase | None = None
     conditions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     queued_at: float = 0.0
+    slots: int = 1
     task: asyncio.Task[None] | None = None
     stop: tuple[Phase, Reason, str] | None = None
     """Why the scheduler itself stopped the run (cancel, deletion); None for a real end."""
+    shown: tuple[int, str, float] | None = None
+    """The queue status last written: (position, reason, monotonic time)."""
 
     @property
     def key(self) -> QueueKey:
@@ -82,10 +107,6 @@ class Job:
     def valid(self) -> JobRequest:
         assert self.request is not None, f"{self.ref} has no valid spec"
         return self.request
-
-    @property
-    def slots(self) -> int:
-        return self.valid.algorithm.slots
 
     @property
     def algorithm_name(self) -> str:
@@ -100,18 +121,19 @@ class Scheduler:
     def __init__(
         self,
         *,
-        gate: Gate,
+        policy: Policy,
         algorithms: AlgorithmRegistry,
         runner: AlgorithmRunner,
         sink: StatusSink,
         notifier: Notifier,
         metrics: Metrics,
-        default_timeout: float,
+        reporting: QueueReporting | None = None,
         clock: Callable[[], datetime.datetime] = utcnow,
     ) -> None:
-        self.gate = gate
+        self.policy = policy
+        self.gate = Gate(policy.max_concurrent_jobs)
         self.queue = WaitQueue()
-        self.default_timeout = default_timeout
+        self.reporting = reporting or QueueReporting()
         self._algorithms = algorithms
         self._runner = runner
         self._sink = sink
@@ -120,14 +142,15 @@ class Scheduler:
         self._clock = clock
         self._jobs: dict[str, Job] = {}  # by uid: queued, running or waiting to retry
         self._running: dict[str, Job] = {}
+        self._in_use: collections.Counter[str] = collections.Counter()  # slots by namespace
         self._finished: set[str] = set()  # concluded, until the watch shows the final phase
         self._closing = False
         self._holding = False
         metrics.bind_gate(
-            limit=lambda: gate.limit,
+            limit=lambda: self.gate.limit,
             running=lambda: len(self._running),
             queued=lambda: len(self.queue),
-            available=lambda: gate.available,
+            available=lambda: self.gate.available,
         )
 
     # ----- what the watch sees -----
@@ -161,8 +184,6 @@ class Scheduler:
         finally:
             self._holding = False
         self._dispatch()
-        for uid in self.queue:
-            self._mark_pending(self._jobs[uid])
 
     def forget(self, uid: str) -> None:
         """The AlgorithmJob was deleted: drop it from the queue, or stop its run."""
@@ -176,21 +197,29 @@ class Scheduler:
         elif job.task is not None:
             self._stop(job, (Phase.CANCELLED, Reason.CANCELLED, "the AlgorithmJob was deleted"))
 
-    def resize(self, limit: int) -> None:
-        """Apply a new slot limit at once: raising it starts queued jobs immediately."""
-        if limit != self.gate.limit:
-            logger.info("slot limit changes from %d to %d", self.gate.limit, limit)
-            self.gate.resize(limit)
-            self._dispatch()
+    def apply_policy(self, policy: Policy) -> None:
+        """Apply new live settings at once: a raised limit starts queued jobs immediately."""
+        if policy.max_concurrent_jobs != self.gate.limit:
+            logger.info(
+                "slot limit changes from %d to %d", self.gate.limit, policy.max_concurrent_jobs
+            )
+        self.policy = policy
+        self.gate.resize(policy.max_concurrent_jobs)
+        for job in self._jobs.values():
+            if job.request is not None and job.task is None:
+                job.slots = self._slots_for(job.request)
+        self._dispatch()
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> dict[str, Any]:
         """The seed's three keys, then the extra counters."""
         return {
             "max_concurrent": self.gate.limit,
             "available_slots": self.gate.available,
             "running_jobs": len(self._running),
             "queued_jobs": len(self.queue),
+            "paused": self.gate.limit == 0,
             "slots_in_use": self.gate.in_use,
+            "namespaces": {ns: n for ns, n in self._in_use.items() if n},
         }
 
     async def close(self) -> None:
@@ -215,19 +244,18 @@ class Scheduler:
             phase=_phase(status.get("phase")),
             conditions=list(status.get("conditions") or []),
         )
+        if job.phase is Phase.PENDING and isinstance(status.get("queuePosition"), int):
+            # Shown already (before a restart): only refresh it under the usual bound.
+            job.shown = (status["queuePosition"], str(status.get("reason")), time.monotonic())
         self._jobs[ref.uid] = job
         spec = body.get("spec") or {}
         try:
             job.request = request = parse_spec(spec, self._algorithms)
         except SpecError as exc:
             logger.warning("AlgorithmJob %s refused: %s: %s", ref, exc.reason, exc.message)
-            self._conclude(
-                job,
-                Phase.FAILED,
-                exc.reason,
-                exc.message,
-                webhook=parse_webhook(spec.get("webhook"), strict=False),
-            )
+            self._metrics.jobs_created.labels("unknown").inc()
+            webhook = parse_webhook(spec.get("webhook"), strict=False)
+            self._conclude(job, Phase.FAILED, exc.reason, exc.message, webhook=webhook)
             return
         self._metrics.jobs_created.labels(request.algorithm.name).inc()
         if request.cancel:
@@ -235,10 +263,14 @@ class Scheduler:
                 job, Phase.CANCELLED, Reason.CANCELLED, "cancelled by spec.cancel before it started"
             )
             return
+        job.slots = self._slots_for(request)
         self._enqueue(job)
 
+    def _slots_for(self, request: JobRequest) -> int:
+        name = request.algorithm.name
+        return self.policy.algorithm_slots.get(name, request.algorithm.slots)
+
     def _spec_changed(self, job: Job, spec: Mapping[str, Any]) -> None:
-        queued = job.ref.uid in self.queue
         if spec.get("cancel") is True:
             if job.task is not None:
                 self._stop(
@@ -255,38 +287,35 @@ class Scheduler:
                 )
                 self._dispatch()
             return
-        if queued:  # a waiting job takes its newest spec (e.g. a corrected param or priority)
+        if job.ref.uid in self.queue:  # a waiting job takes its newest spec
             try:
                 job.request = parse_spec(spec, self._algorithms)
             except SpecError as exc:
                 self.queue.remove(job.ref.uid)
                 self._conclude(job, Phase.FAILED, exc.reason, exc.message)
                 return
-            self.queue.push(job.key)
+            job.slots = self._slots_for(job.request)
+            self.queue.push(job.ref.namespace, job.key)
             self._dispatch()
 
     def _enqueue(self, job: Job) -> None:
         job.queued_at = time.monotonic()
-        self.queue.push(job.key)
-        if not self._holding:
-            self._dispatch()
-            if job.ref.uid in self.queue:
-                self._mark_pending(job)
+        self.queue.push(job.ref.namespace, job.key)
+        self._dispatch()
 
-    def _mark_pending(self, job: Job) -> None:
-        if job.phase is not Phase.PENDING:
-            self._write(
-                job,
-                Phase.PENDING,
-                Reason.WAITING_FOR_SLOT,
-                "waiting for a free concurrency slot",
-                submitOrder=job.order,
-            )
+    def _fits_namespace(self, namespace: str, uid: str) -> bool:
+        limit = self.policy.namespace_limit(namespace)
+        return limit is None or self._in_use[namespace] + self._jobs[uid].slots <= limit
 
     def _dispatch(self) -> None:
-        """Start queued jobs, best first, while the head of the queue fits in the gate."""
+        """Start queued jobs, best first, while the best one fits in the gate.
+
+        A namespace at its own limit is passed over (its jobs wait as ``GroupLimit``); the
+        best remaining job that does not fit the global gate stops the round, so a job that
+        needs several slots is never starved by smaller ones behind it.
+        """
         while not self._closing and not self._holding:
-            uid = self.queue.peek()
+            uid = self.queue.best(self._fits_namespace)
             if uid is None or not self.gate.can_admit(self._jobs[uid].slots):
                 return
             self.queue.remove(uid)
@@ -294,10 +323,12 @@ class Scheduler:
 
     def _start(self, job: Job) -> None:
         self.gate.admit(job.slots)
+        self._in_use[job.ref.namespace] += job.slots
         self._running[job.ref.uid] = job
         self._metrics.queue_wait.observe(time.monotonic() - job.queued_at)
         job.attempts += 1
         job.stop = None
+        job.shown = None
         self._write(
             job,
             Phase.RUNNING,
@@ -315,15 +346,19 @@ class Scheduler:
 
     async def _run(self, job: Job) -> None:
         request = job.valid
-        timeout = request.timeout_seconds or self.default_timeout
+        timeout = request.timeout_seconds or self.policy.default_timeout_seconds
         started = time.monotonic()
         outcome: tuple[Phase, Reason, str] | None = None
         result: dict[str, Any] | None = None
         try:
-            result = await self._runner.run(request.algorithm, request.params, timeout)
+            result = await self._runner.run(
+                request.algorithm, request.params, timeout, request.resources
+            )
             outcome = (Phase.SUCCEEDED, Reason.SUCCEEDED, "the algorithm returned a result")
         except JobTimeout as exc:
             outcome = (Phase.FAILED, Reason.TIMEOUT, str(exc))
+        except ResourceLimitExceeded as exc:
+            outcome = (Phase.FAILED, Reason.RESOURCE_LIMIT, str(exc))
         except AlgorithmFailure as exc:
             outcome = (Phase.FAILED, Reason.ALGORITHM_ERROR, str(exc))
         except asyncio.CancelledError:
@@ -334,30 +369,33 @@ class Scheduler:
             elapsed = time.monotonic() - started
             self._running.pop(job.ref.uid, None)
             self.gate.release(job.slots)
+            self._in_use[job.ref.namespace] -= job.slots
             job.task = None
             self._metrics.job_duration.labels(request.algorithm.name).observe(elapsed)
             self._dispatch()
         phase, reason, message = outcome
         if job.ref.uid not in self._jobs:
             return  # deleted while running: nothing to write
-        if phase is Phase.FAILED and job.attempts <= request.backoff_limit:
+        retryable = reason in (Reason.ALGORITHM_ERROR, Reason.TIMEOUT)
+        if retryable and job.attempts <= request.backoff_limit:
             self._retry_later(job, reason, message)
             return
         self._conclude(job, phase, reason, message, result=result, elapsed=elapsed)
 
     def _retry_later(self, job: Job, reason: Reason, message: str) -> None:
-        delay = min(RETRY_BASE_SECONDS * 2 ** (job.attempts - 1), RETRY_MAX_SECONDS)
+        delay = self.policy.retry_delay(job.attempts)
         self._write(
             job,
             Phase.PENDING,
-            Reason.WAITING_FOR_SLOT,
+            Reason.RETRY_BACKOFF,
             f"attempt {job.attempts} failed ({reason}: {message}); retrying in {delay:g}s",
+            lastFailure=f"{reason}: {message}",
         )
-        loop = asyncio.get_running_loop()
-        loop.call_later(delay, self._requeue, job)
+        asyncio.get_running_loop().call_later(delay, self._requeue, job)
 
     def _requeue(self, job: Job) -> None:
         if self._jobs.get(job.ref.uid) is job and job.task is None and not self._closing:
+            job.shown = None
             self._enqueue(job)
 
     def _stop(self, job: Job, why: tuple[Phase, Reason, str]) -> None:
@@ -377,7 +415,10 @@ class Scheduler:
         webhook: Webhook | None = None,
     ) -> None:
         now = self._clock()
-        fields: dict[str, Any] = {"completionTime": precise_timestamp(now), "queuePosition": None}
+        fields: dict[str, Any] = {
+            "completionTime": precise_timestamp(now),
+            "queuePosition": None,
+        }
         if result is not None:
             fields["result"] = result
             fields["summary"] = summarize(result)
@@ -403,6 +444,56 @@ class Scheduler:
             job.ref, status, settles=phase.terminal, after_settled=phase is Phase.RUNNING
         )
         return status
+
+    # ----- queue status -----
+
+    def pending_reason(self, job: Job, blocked_namespaces: set[str]) -> tuple[Reason, str]:
+        """Why a queued job is still waiting, in the user's words."""
+        if self.gate.limit == 0:
+            return Reason.PAUSED, "the queue is paused (maxConcurrentJobs is 0)"
+        if job.ref.namespace in blocked_namespaces:
+            limit = self.policy.namespace_limit(job.ref.namespace)
+            return Reason.GROUP_LIMIT, (
+                f"namespace {job.ref.namespace} holds {self._in_use[job.ref.namespace]} of its "
+                f"{limit} slots (namespaceLimits)"
+            )
+        if job.slots > self.gate.limit:
+            return Reason.WAITING_FOR_SLOT, (
+                f"needs {job.slots} slots; the limit is {self.gate.limit}"
+            )
+        return Reason.WAITING_FOR_SLOT, (
+            f"waiting for a free slot: {self.gate.in_use} of {self.gate.limit} in use"
+        )
+
+    def report_queue(self) -> int:
+        """Write queue status within the :class:`QueueReporting` bound; returns the writes."""
+        now = time.monotonic()
+        rules = self.reporting
+        blocked = self.queue.blocked_lanes(self._fits_namespace)
+        refreshes = 0
+        writes = 0
+        for index, uid in enumerate(self.queue):
+            job = self._jobs[uid]
+            position = index + 1
+            reason, message = self.pending_reason(job, blocked)
+            shown = job.shown
+            if shown is None or job.phase is not Phase.PENDING:
+                pass  # first Pending write of this wait: always
+            elif position <= rules.exact_positions:
+                if (position, reason.value) == shown[:2]:
+                    continue
+            elif (reason.value == shown[1] and now - shown[2] < rules.refresh_seconds) or (
+                refreshes >= rules.refresh_writes
+            ):
+                continue
+            else:
+                refreshes += 1
+            job.shown = (position, reason.value, now)
+            self._write(
+                job, Phase.PENDING, reason, message, queuePosition=position, submitOrder=job.order
+            )
+            writes += 1
+        return writes
 
 
 def _phase(value: Any) -> Phase | None:

@@ -30,6 +30,14 @@ class Webhook:
 
 
 @dataclasses.dataclass(frozen=True)
+class Resources:
+    """Per-job limits on the worker process (rlimits): address space and CPU time."""
+
+    memory_mib: int | None = None
+    cpu_seconds: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class JobRequest:
     """A validated spec: everything the scheduler needs to queue and run the job."""
 
@@ -40,6 +48,7 @@ class JobRequest:
     backoff_limit: int = 0
     cancel: bool = False
     webhook: Webhook | None = None
+    resources: Resources | None = None
 
 
 def parse_spec(spec: Mapping[str, Any], registry: AlgorithmRegistry) -> JobRequest:
@@ -70,6 +79,7 @@ def parse_spec(spec: Mapping[str, Any], registry: AlgorithmRegistry) -> JobReque
         backoff_limit=_int(spec, "backoffLimit", 0),
         cancel=spec.get("cancel") is True,
         webhook=parse_webhook(spec.get("webhook")),
+        resources=_resources(spec.get("resources"), algorithm),
     )
 
 
@@ -80,6 +90,30 @@ def _int(spec: Mapping[str, Any], field: str, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise SpecError(Reason.INVALID_SPEC, f"spec.{field} must be an integer, got {value!r}")
     return value
+
+
+def _resources(value: Any, algorithm: Algorithm) -> Resources | None:
+    if not value:
+        return None
+    if not isinstance(value, Mapping):
+        raise SpecError(Reason.INVALID_SPEC, "spec.resources must be an object")
+    if algorithm.compute is None:
+        raise SpecError(
+            Reason.INVALID_SPEC,
+            f"spec.resources limits worker processes, but {algorithm.name} runs on the event "
+            "loop without one; remove spec.resources",
+        )
+    limits = {}
+    for field in ("memoryMiB", "cpuSeconds"):
+        number = value.get(field)
+        if number is not None and (
+            isinstance(number, bool) or not isinstance(number, int) or number < 1
+        ):
+            raise SpecError(
+                Reason.INVALID_SPEC, f"spec.resources.{field} must be a positive integer"
+            )
+        limits[field] = number
+    return Resources(memory_mib=limits["memoryMiB"], cpu_seconds=limits["cpuSeconds"])
 
 
 def _timeout(spec: Mapping[str, Any]) -> float | None:

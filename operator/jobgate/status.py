@@ -31,6 +31,9 @@ class Reason(enum.StrEnum):
 
     WAITING_FOR_SLOT = "WaitingForSlot"
     PAUSED = "Paused"
+    GROUP_LIMIT = "GroupLimit"
+    RETRY_BACKOFF = "RetryBackoff"
+    RESOURCE_LIMIT = "ResourceLimit"
     STARTED = "Started"
     SUCCEEDED = "Succeeded"
     INVALID_SPEC = "InvalidSpec"

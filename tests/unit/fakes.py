@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import Mapping
 from typing import Any
 
 from jobgate.algorithms import Algorithm, AlgorithmRegistry, Params, Result
 from jobgate.algorithms.primes import PRIME_CHECKER
-from jobgate.gate import Gate
+from jobgate.config import Policy
 from jobgate.kube import JobRef
 from jobgate.metrics import Metrics
 from jobgate.runner import AlgorithmRunner
@@ -115,14 +116,16 @@ class World:
         )
         self.runner = AlgorithmRunner(1)
         self.scheduler = Scheduler(
-            gate=Gate(limit),
+            policy=Policy(max_concurrent_jobs=limit, default_timeout_seconds=30),
             algorithms=registry,
             runner=self.runner,
             sink=self.sink,
             notifier=self.notifier,
             metrics=self.metrics,
-            default_timeout=30,
         )
+
+    def set_policy(self, **changes: Any) -> None:
+        self.scheduler.apply_policy(dataclasses.replace(self.scheduler.policy, **changes))
 
     def hold(self, name: str, **spec: Any) -> dict[str, Any]:
         body = job_body(name, {"algorithm": "Hold", "params": {"name": name}, **spec})

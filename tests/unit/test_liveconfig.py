@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgate.config import Settings
+from jobgate.config import Policy, Settings
 from jobgate.liveconfig import LiveConfig
 
 
@@ -12,11 +12,15 @@ def make() -> tuple[LiveConfig, list[int], list[float], list[str]]:
     limits: list[int] = []
     timeouts: list[float] = []
     reports: list[str] = []
+
+    def apply(policy: Policy) -> None:
+        limits.append(policy.max_concurrent_jobs)
+        timeouts.append(policy.default_timeout_seconds)
+
     live = LiveConfig(
         api=Any,  # type: ignore[arg-type]  # apply() never calls the API
         settings=Settings(max_concurrent_jobs=7, default_timeout_seconds=100),
-        apply_limit=limits.append,
-        apply_timeout=timeouts.append,
+        apply=apply,
         report=reports.append,
     )
     return live, limits, timeouts, reports
@@ -41,6 +45,7 @@ def test_bad_value_keeps_the_previous_limit_and_is_reported() -> None:
     live, limits, _, reports = make()
     live.apply({"maxConcurrentJobs": "4"})
     live.apply({"maxConcurrentJobs": "four"})
+    live.apply({"maxConcurrentJobs": "four"})  # a resync repeats it: reported once
     assert limits[-1] == 4
     assert len(reports) == 1
     assert "maxConcurrentJobs='four'" in reports[0] and "previous value" in reports[0]

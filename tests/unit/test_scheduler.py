@@ -12,12 +12,15 @@ async def test_runs_up_to_the_limit_and_queues_the_rest(world: World) -> None:
     for name in "abcd":
         world.hold(name)
     await world.settle()
+    world.scheduler.report_queue()
     assert world.holds.running == {"a", "b"}
     assert world.scheduler.snapshot()["running_jobs"] == 2
     assert world.scheduler.snapshot()["available_slots"] == 0
     assert world.scheduler.snapshot()["queued_jobs"] == 2
     assert world.sink.status["c"]["phase"] == "Pending"
     assert world.sink.status["c"]["reason"] == "WaitingForSlot"
+    assert world.sink.status["c"]["queuePosition"] == 1
+    assert world.sink.status["d"]["queuePosition"] == 2
     world.holds.event("a").set()
     await world.until(lambda: world.holds.running == {"b", "c"})
     assert world.sink.status["a"]["phase"] == "Succeeded"
@@ -62,7 +65,6 @@ async def test_higher_priority_first_then_creation_order() -> None:
     ]:
         w.hold(name, priority=priority)
     await w.settle()
-    assert w.scheduler.queue.position(w.sink.patches[-1][0].uid) is not None
     assert await start_order(w, 6) == ["first", "old", "new", "second", "mid", "low"]
     await w.scheduler.close()
 
@@ -95,6 +97,7 @@ async def test_status_goes_pending_running_succeeded_with_times(world: World) ->
     world.hold("b")
     world.hold("c")
     await world.settle()
+    world.scheduler.report_queue()
     world.holds.event("a").set()
     world.holds.event("c").set()
     await world.until(lambda: world.sink.status["c"].get("phase") == "Succeeded")
@@ -146,6 +149,7 @@ async def test_cancel_a_pending_job_never_runs_it(world: World) -> None:
     world.hold("b")
     body = world.hold("c")
     await world.settle()
+    world.scheduler.report_queue()
     body["spec"]["cancel"] = True
     body["metadata"]["generation"] = 2
     world.scheduler.observe(body)
@@ -206,7 +210,7 @@ async def test_restart_requeues_a_running_job_and_counts_the_attempt(world: Worl
 async def test_failed_attempt_is_retried_up_to_backoff_limit(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("jobgate.scheduler.RETRY_BASE_SECONDS", 0.01)
+    world.set_policy(retry_base_seconds=0.01)
     body = job_body(
         "f", {"algorithm": "Hold", "params": {"name": "f", "fail": True}, "backoffLimit": 1}
     )
@@ -222,11 +226,11 @@ async def test_raising_the_limit_starts_queued_jobs_at_once(world: World) -> Non
     for name in "abcde":
         world.hold(name)
     await world.settle()
-    world.scheduler.resize(4)
+    world.set_policy(max_concurrent_jobs=4)
     assert len(world.holds.running) <= 4
     await world.settle()
     assert world.holds.running == {"a", "b", "c", "d"}
-    world.scheduler.resize(0)
+    world.set_policy(max_concurrent_jobs=0)
     world.holds.event("a").set()
     await world.until(lambda: "a" not in world.holds.running)
     await world.settle()

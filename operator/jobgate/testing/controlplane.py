@@ -190,16 +190,18 @@ def _read_pids(workdir: Path) -> list[int]:
 
 def stop_recorded(workdir: Path, grace: float = STOP_GRACE_SECONDS) -> int:
     """Stop the processes recorded in ``workdir/pids`` that still look like our etcd or
-    kube-apiserver (SIGTERM, SIGKILL after ``grace`` s); return how many were stopped."""
+    kube-apiserver (SIGTERM, SIGKILL after ``grace`` s); return how many were stopped.
+
+    The apiserver goes first: stopped after etcd, it hangs in its shutdown until killed.
+    """
     workdir = workdir.resolve()
     pids = [pid for pid in _read_pids(workdir) if _ours(pid, workdir)]
-    for pid in pids:
+    for pid in reversed(pids):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for pid in pids:
+        deadline = time.monotonic() + grace
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         if _alive(pid) and _ours(pid, workdir):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -316,6 +318,8 @@ class LocalControlPlane:
                     f"--initial-advertise-peer-urls={peer_url}",
                     f"--initial-cluster=jobgate-local={peer_url}",
                     "--initial-cluster-state=new",
+                    "--unsafe-no-fsync",  # a throwaway cluster: speed over durability
+                    "--quota-backend-bytes=4294967296",
                     "--logger=zap",
                     "--log-outputs=stderr",
                 ],
@@ -419,7 +423,7 @@ class LocalControlPlane:
         return "\n".join(out)
 
     def stop(self) -> None:
-        """Stop the processes of this plane: SIGTERM, then SIGKILL after 10 s. Idempotent.
+        """Stop the processes of this plane: SIGTERM, SIGKILL after 10 s each. Idempotent.
 
         When this object did not start them (``up --detach`` did, in another process), stop
         the ones recorded in ``workdir/pids`` instead.
@@ -429,13 +433,11 @@ class LocalControlPlane:
         if not procs:
             stop_recorded(self.workdir)
             return
-        for proc in procs:
+        for proc in reversed(procs):  # kube-apiserver first (it hangs if etcd goes first)
             if proc.poll() is None:
                 proc.terminate()
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for proc in procs:
             try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                proc.wait(timeout=STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
