@@ -29,6 +29,7 @@ def build_registry(config: Settings) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         settings.posting.level = logging.WARNING
+        settings.scanning.disabled = True  # we know our resource; no CRD watch, no CRD RBAC
         settings.peering.standalone = config.standalone
         settings.watching.server_timeout = 600
         settings.watching.client_timeout = 660

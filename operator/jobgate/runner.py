@@ -52,7 +52,7 @@ class AlgorithmRunner:
         if self._pool is None or not self._pool.active:
             # forkserver: workers never inherit the event loop, sockets or threads.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["gmpy2", "jobgate.algorithms.primes"])
+            context.set_forkserver_preload(["gmpy2", "jobgate.algorithms"])
             self._pool = ProcessPool(
                 max_workers=self._workers, context=context, initializer=_die_with_parent
             )

@@ -183,6 +183,18 @@ class Scheduler:
                 self.observe(body)
         finally:
             self._holding = False
+        # Jobs a previous operator left Running are back in the queue: show that first, so
+        # that the new runs' Running writes (held until these land) never outnumber the limit.
+        for uid in self.queue:
+            job = self._jobs[uid]
+            if job.phase is Phase.RUNNING:
+                self._write(
+                    job,
+                    Phase.PENDING,
+                    Reason.WAITING_FOR_SLOT,
+                    "re-queued: the operator restarted while it ran",
+                    settles=True,
+                )
         self._dispatch()
 
     def forget(self, uid: str) -> None:
@@ -433,15 +445,27 @@ class Scheduler:
             self._notifier.notify(job.ref, webhook, status)
 
     def _write(
-        self, job: Job, phase: Phase, reason: Reason, message: str, **fields: Any
+        self,
+        job: Job,
+        phase: Phase,
+        reason: Reason,
+        message: str,
+        *,
+        settles: bool = False,
+        **fields: Any,
     ) -> dict[str, Any]:
+        """Queue a status write. Terminal writes (and ``settles``) end a Running display;
+        a Running write waits for those written before it (see jobgate.writer)."""
         status = transition(
             phase, reason, message, previous_conditions=job.conditions, now=self._clock(), **fields
         )
         job.phase = phase
         job.conditions = status["conditions"]
         self._sink.write(
-            job.ref, status, settles=phase.terminal, after_settled=phase is Phase.RUNNING
+            job.ref,
+            status,
+            settles=settles or phase.terminal,
+            after_settled=phase is Phase.RUNNING,
         )
         return status
 

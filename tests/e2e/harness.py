@@ -134,15 +134,24 @@ class Kube:
             GROUP, VERSION, self.namespace, PLURAL, name
         )
 
-    async def set_limit(self, value: str, namespace: str | None = None) -> None:
-        body = {"metadata": {"name": "jobgate-config"}, "data": {"maxConcurrentJobs": value}}
-        ns = namespace or self.namespace
+    async def set_limit(self, value: str) -> None:
+        await self.set_config(maxConcurrentJobs=value)
+
+    async def set_config(self, **data: str) -> None:
+        """Create or merge-patch the ConfigMap jobgate-config in the test namespace."""
+        body = {"metadata": {"name": "jobgate-config"}, "data": data}
         try:
-            await self.core.patch_namespaced_config_map("jobgate-config", ns, body)
+            await self.core.patch_namespaced_config_map("jobgate-config", self.namespace, body)
         except client.exceptions.ApiException as exc:
             if exc.status != 404:
                 raise
-            await self.core.create_namespaced_config_map(ns, body)
+            await self.core.create_namespaced_config_map(self.namespace, body)
+
+    def other_namespace(self) -> Kube:
+        """A second fresh namespace sharing this client (for per-namespace tests)."""
+        namespace = f"e2e-{uuid.uuid4().hex[:8]}"
+        kubectl(self.kubeconfig, "create", "namespace", namespace)
+        return Kube(self.api, namespace, self.kubeconfig)
 
     async def wait_for(self, name: str, predicate: Any, timeout: float = 60) -> dict[str, Any]:
         """Poll one job until ``predicate(job)`` holds; fail with its last state otherwise."""
@@ -251,6 +260,29 @@ class OperatorProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+    def descendants(self) -> list[int]:
+        """Pids of every process below the operator (forkserver, workers, ...)."""
+        assert self.proc is not None
+        found: list[int] = []
+        frontier = [self.proc.pid]
+        while frontier:
+            parent = frontier.pop()
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                if ppid == parent:
+                    found.append(int(entry.name))
+                    frontier.append(int(entry.name))
+        return found
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -74,10 +74,11 @@ class AlgorithmRegistry:
     @classmethod
     def default(cls, *, entry_points: bool = True) -> AlgorithmRegistry:
         """The built-in algorithms, plus those installed under ``jobgate.algorithms``."""
+        from jobgate.algorithms.burn import BURN
         from jobgate.algorithms.primes import PRIME_CHECKER
         from jobgate.algorithms.sleep import SLEEP
 
-        registry = cls([PRIME_CHECKER, SLEEP])
+        registry = cls([PRIME_CHECKER, SLEEP, BURN])
         if entry_points:
             for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
                 try:
