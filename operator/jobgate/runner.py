@@ -9,15 +9,13 @@ The pool is created on first use, so an operator that only runs ``Sleep`` forks 
 Per-job ``spec.resources`` become rlimits on the worker for the duration of the call:
 ``memoryMiB`` caps the address space the call may add (RLIMIT_AS above the worker's
 baseline), ``cpuSeconds`` its CPU time (RLIMIT_CPU, enforced by the kernel's SIGXCPU).
-Workers ask the kernel to kill them when their parent dies (PR_SET_PDEATHSIG), so a
-``kill -9`` of the operator leaves no orphaned computation running beside its successor.
+Workers and their forkserver die with their parent (``jobgate.lifeline``), so a ``kill -9``
+of the operator leaves no orphaned computation running beside its successor.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import json
 import multiprocessing
 import resource
@@ -28,9 +26,8 @@ from typing import Any
 from pebble import ProcessExpired, ProcessPool
 
 from jobgate.algorithms import Algorithm, AlgorithmFailure, Params, Result
+from jobgate.lifeline import die_with_parent
 from jobgate.spec import Resources
-
-PR_SET_PDEATHSIG = 1
 
 
 class JobTimeout(Exception):
@@ -52,9 +49,11 @@ class AlgorithmRunner:
         if self._pool is None or not self._pool.active:
             # forkserver: workers never inherit the event loop, sockets or threads.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["gmpy2", "jobgate.algorithms"])
+            context.set_forkserver_preload(
+                ["jobgate.forkserver_guard", "gmpy2", "jobgate.algorithms"]
+            )
             self._pool = ProcessPool(
-                max_workers=self._workers, context=context, initializer=_die_with_parent
+                max_workers=self._workers, context=context, initializer=die_with_parent
             )
         return self._pool
 
@@ -126,12 +125,6 @@ def _checked(name: str, result: Any) -> Result:
     except (TypeError, ValueError) as exc:
         raise AlgorithmFailure(f"{name} returned a result that is not JSON: {exc}") from exc
     return result
-
-
-def _die_with_parent() -> None:
-    """Worker initializer: the kernel kills this worker when its parent process dies."""
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: pool shutdown still applies
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _call_limited(

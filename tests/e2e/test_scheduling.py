@@ -8,6 +8,7 @@ resource limits.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,60 @@ async def test_per_job_resource_limits_end_in_resource_limit(
     assert job["status"]["result"]["allocatedMiB"] == 16
     job = await kube.wait_phase("sleep-with-limits", "Failed")
     assert job["status"]["reason"] == "InvalidSpec"
+
+
+async def test_kill_9_mid_run_loses_nothing_and_keeps_the_limit(
+    kube: Kube, start_operator: Any
+) -> None:
+    """SIGKILL the operator with 200 jobs queued or running; a new one finishes them all."""
+    limit = 20
+    await kube.set_limit(str(limit))
+    first = await start_operator()
+    names = [f"j{i:03d}" for i in range(200)]
+    burners = [{"algorithm": "Burn", "params": {"seconds": 60}, "priority": 1}] * 2
+    sleepers = [{"algorithm": "Sleep", "params": {"seconds": 1}}] * 198
+    await asyncio.gather(
+        *(kube.create_job(n, s) for n, s in zip(names, burners + sleepers, strict=True))
+    )
+    await wait_status(first, lambda s: s["running_jobs"] == limit and s["queued_jobs"] > 100)
+    workers = first.descendants()
+    assert workers, "the Burn jobs should run in worker processes"
+    first.stop(signal.SIGKILL)
+
+    # The old operator's workers do not outlive it (PR_SET_PDEATHSIG).
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in workers):
+        assert time.monotonic() < deadline, "orphaned worker processes are still running"
+        await asyncio.sleep(0.1)
+
+    before = {j["metadata"]["name"]: j.get("status", {}) for j in await kube.list_jobs()}
+    was_running = {n for n, s in before.items() if s.get("phase") == "Running"}
+    assert was_running, "some jobs should have been Running at the kill"
+    restarted = time.monotonic()
+    second = await start_operator()
+    samples: list[dict[str, Any]] = []
+    while True:
+        status = await second.get("/jobs/concurrency/status")
+        samples.append(status)
+        if status["queued_jobs"] == 0 and status["running_jobs"] <= 2:  # only the burners
+            break
+        assert time.monotonic() - restarted < 120, f"not drained: {status}"
+        await asyncio.sleep(0.05)
+    for burner in names[:2]:
+        await kube.patch_spec(burner, {"cancel": True})
+    done = await kube.wait_all(names, {"Succeeded", "Cancelled"}, timeout=60)
+    assert max(s["running_jobs"] for s in samples) <= limit
+    for name, job in done.items():
+        status = job["status"]
+        if name in names[2:]:
+            assert status["phase"] == "Succeeded", (name, status)
+        expected_attempts = 2 if name in was_running else 1
+        if name not in names[:2]:
+            assert status["attempts"] == expected_attempts, (name, status, name in was_running)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
