@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
 import kopf
 from pythonjsonlogger.json import JsonFormatter
 
+from jobgate import endpoints
 from jobgate.config import ConfigError, Settings
 from jobgate.handlers import build_registry
+from jobgate.kube import connect
+from jobgate.leader import LeaderElector
 
 
 class _DropKopfInternals(logging.Filter):
@@ -47,13 +51,54 @@ def main() -> int:
         print(f"jobgate: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    kopf.run(
-        registry=build_registry(settings),
-        standalone=settings.standalone,
-        clusterwide=not settings.watch_namespaces,
-        namespaces=settings.watch_namespaces,
+    if settings.standalone:
+        kopf.run(
+            registry=build_registry(settings),
+            standalone=True,
+            clusterwide=not settings.watch_namespaces,
+            namespaces=settings.watch_namespaces,
+        )
+        return 0
+    return asyncio.run(run_elected(settings))
+
+
+async def run_elected(settings: Settings) -> int:
+    """Stand by until this replica holds the Lease, then run the operator until it is lost.
+
+    While standing by, the HTTP port answers liveness (200) and readiness (503, standby),
+    so Kubernetes keeps the replica alive but routes nothing to it.
+    """
+    api = await connect()
+    elector = LeaderElector(
+        api,
+        settings.namespace,
+        lease_seconds=settings.lease_seconds,
+        retry_seconds=settings.lease_retry_seconds,
+        renew_deadline=settings.lease_renew_deadline,
     )
-    return 0
+    standby = await endpoints.serve(
+        endpoints.build_standby_app(), settings.http_host, settings.http_port
+    )
+    try:
+        await elector.acquire()
+    finally:
+        await standby.cleanup()
+    lost = asyncio.Event()
+    holder = asyncio.create_task(elector.hold(on_lost=lost.set), name="lease")
+    try:
+        await kopf.operator(
+            registry=build_registry(settings),
+            standalone=True,
+            clusterwide=not settings.watch_namespaces,
+            namespaces=settings.watch_namespaces,
+            stop_flag=lost,
+        )
+    finally:
+        holder.cancel()
+        if not lost.is_set():
+            await elector.release()
+        await api.close()
+    return 1 if lost.is_set() else 0  # exit non-zero after losing: restart as a standby
 
 
 if __name__ == "__main__":

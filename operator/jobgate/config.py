@@ -70,7 +70,16 @@ class Settings:
     """``JOBGATE_LOG_LEVEL``: DEBUG, INFO, WARNING or ERROR."""
 
     standalone: bool = True
-    """``JOBGATE_STANDALONE``: ``false`` enables kopf peering (one active replica)."""
+    """``JOBGATE_STANDALONE``: ``false`` runs with leader election on a Lease (for replicas)."""
+
+    lease_seconds: float = 15.0
+    """``JOBGATE_LEASE_SECONDS``: how long a silent leader's Lease stays valid."""
+
+    lease_retry_seconds: float = 2.0
+    """``JOBGATE_LEASE_RETRY_SECONDS``: how often the Lease is renewed or tried."""
+
+    lease_renew_deadline: float = 10.0
+    """``JOBGATE_LEASE_RENEW_DEADLINE``: a leader that cannot renew this long steps down."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +117,13 @@ class Settings:
             ),
             log_level=env.get("JOBGATE_LOG_LEVEL", base.log_level).upper(),
             standalone=env.get("JOBGATE_STANDALONE", "true").lower() not in ("0", "false", "no"),
+            lease_seconds=_float(env, "JOBGATE_LEASE_SECONDS", base.lease_seconds),
+            lease_retry_seconds=_float(
+                env, "JOBGATE_LEASE_RETRY_SECONDS", base.lease_retry_seconds
+            ),
+            lease_renew_deadline=_float(
+                env, "JOBGATE_LEASE_RENEW_DEADLINE", base.lease_renew_deadline
+            ),
         )
 
 

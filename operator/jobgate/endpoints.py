@@ -38,6 +38,22 @@ def build_app(
     return app
 
 
+def build_standby_app() -> web.Application:
+    """What a standby replica (not holding the Lease) answers: alive, not ready."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "role": "standby"})
+
+    async def not_leading(_: web.Request) -> web.Response:
+        return web.json_response({"status": "standby"}, status=503)
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", not_leading)
+    app.router.add_get("/jobs/concurrency/status", not_leading)
+    return app
+
+
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()

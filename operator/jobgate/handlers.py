@@ -30,7 +30,6 @@ def build_registry(config: Settings) -> kopf.OperatorRegistry:
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         settings.posting.level = logging.WARNING
         settings.scanning.disabled = True  # we know our resource; no CRD watch, no CRD RBAC
-        settings.peering.standalone = config.standalone
         settings.watching.server_timeout = 600
         settings.watching.client_timeout = 660
         memo.runtime = await Runtime.start(config)

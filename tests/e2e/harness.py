@@ -230,7 +230,8 @@ class OperatorProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, timeout: float = 60) -> None:
+    async def start(self, timeout: float = 60, ready: bool = True) -> None:
+        """Start and wait for /readyz (or only /healthz, for a standby replica)."""
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "jobgate"],
@@ -244,7 +245,8 @@ class OperatorProcess:
                 if self.proc.poll() is not None:
                     raise AssertionError(f"operator exited early:\n{self.log_tail()}")
                 with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{self.url}/readyz") as response:
+                    probe = "/readyz" if ready else "/healthz"
+                    async with session.get(f"{self.url}{probe}") as response:
                         if response.status == 200:
                             return
                 if time.monotonic() > deadline:
@@ -288,6 +290,10 @@ class OperatorProcess:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
+    async def status_code(self, path: str) -> int:
+        async with aiohttp.ClientSession() as session, session.get(self.url + path) as response:
+            return response.status
+
     async def get(self, path: str) -> Any:
         async with aiohttp.ClientSession() as session, session.get(self.url + path) as response:
             response.raise_for_status()
@@ -300,10 +306,10 @@ class OperatorProcess:
 async def start_operator(kube: Kube, tmp_path: Path) -> AsyncIterator[Any]:
     started: list[OperatorProcess] = []
 
-    async def start(**env: str) -> OperatorProcess:
+    async def start(ready: bool = True, **env: str) -> OperatorProcess:
         op = OperatorProcess(kube, tmp_path / f"operator-{len(started)}.log", **env)
         started.append(op)
-        await op.start()
+        await op.start(ready=ready)
         return op
 
     yield start
