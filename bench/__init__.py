@@ -1,0 +1,1 @@
+"""jobgate's benchmark harness (kept out of the test suite): see bench/README.md."""
