@@ -9,6 +9,7 @@ change while the operator runs). Nothing else in the package reads ``os.environ`
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -53,6 +54,19 @@ class Settings:
 
     webhook_timeout_seconds: float = 10.0
     """``JOBGATE_WEBHOOK_TIMEOUT_SECONDS``: time limit of one webhook request."""
+
+    webhook_max_attempts: int = 8
+    """``JOBGATE_WEBHOOK_MAX_ATTEMPTS``: deliveries tried before giving up."""
+
+    webhook_backoff_base_seconds: float = 1.0
+    """``JOBGATE_WEBHOOK_BACKOFF_BASE_SECONDS``: first retry delay bound; doubles per try."""
+
+    webhook_backoff_max_seconds: float = 300.0
+    """``JOBGATE_WEBHOOK_BACKOFF_MAX_SECONDS``: longest retry delay (and Retry-After cap)."""
+
+    webhook_allow_cidrs: tuple[str, ...] = ()
+    """``JOBGATE_WEBHOOK_ALLOW_CIDRS``: comma-separated networks opened despite the SSRF
+    guard (which refuses link-local and cloud-metadata addresses)."""
 
     queue_status_interval: float = 1.0
     """``JOBGATE_QUEUE_STATUS_INTERVAL``: seconds between queue-status reports."""
@@ -115,6 +129,16 @@ class Settings:
             queue_refresh_writes=_int(
                 env, "JOBGATE_QUEUE_REFRESH_WRITES", base.queue_refresh_writes
             ),
+            webhook_max_attempts=_int(
+                env, "JOBGATE_WEBHOOK_MAX_ATTEMPTS", base.webhook_max_attempts, minimum=1
+            ),
+            webhook_backoff_base_seconds=_float(
+                env, "JOBGATE_WEBHOOK_BACKOFF_BASE_SECONDS", base.webhook_backoff_base_seconds
+            ),
+            webhook_backoff_max_seconds=_float(
+                env, "JOBGATE_WEBHOOK_BACKOFF_MAX_SECONDS", base.webhook_backoff_max_seconds
+            ),
+            webhook_allow_cidrs=_cidrs(env.get("JOBGATE_WEBHOOK_ALLOW_CIDRS", "")),
             log_level=env.get("JOBGATE_LOG_LEVEL", base.log_level).upper(),
             standalone=env.get("JOBGATE_STANDALONE", "true").lower() not in ("0", "false", "no"),
             lease_seconds=_float(env, "JOBGATE_LEASE_SECONDS", base.lease_seconds),
@@ -271,6 +295,21 @@ def _parse_float(name: str, raw: str) -> float:
             "(the previous value stays in force)"
         )
     return value
+
+
+def _cidrs(raw: str) -> tuple[str, ...]:
+    out = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError as exc:
+            raise ConfigError(
+                f"JOBGATE_WEBHOOK_ALLOW_CIDRS: {part!r} is not a network; use e.g. 10.0.0.0/8"
+            ) from exc
+        out.append(part)
+    return tuple(out)
 
 
 def _int(

@@ -7,6 +7,7 @@ Responses we do not need are released unread, so a status write costs no JSON de
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import logging
@@ -101,6 +102,17 @@ class KubeApi:
             token = answer.get("metadata", {}).get("continue")
             if not token:
                 return items
+
+    async def read_secret(self, namespace: str, name: str, key: str) -> bytes | None:
+        """One key of a Secret, decoded; None when the Secret, the key, or access is missing."""
+        try:
+            secret = await self._core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        value = (secret.data or {}).get(key)
+        return base64.b64decode(value) if value else None
 
     async def read_configmap(self, namespace: str, name: str) -> dict[str, str] | None:
         """The ConfigMap's ``data``, or None when it does not exist."""

@@ -22,7 +22,7 @@ from jobgate.liveconfig import LiveConfig
 from jobgate.metrics import Metrics
 from jobgate.runner import AlgorithmRunner
 from jobgate.scheduler import QueueReporting, Scheduler
-from jobgate.webhooks import WebhookNotifier
+from jobgate.webhooks import DeliveryPolicy, WebhookNotifier
 from jobgate.writer import StatusWriter
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,16 @@ class Runtime:
         )
         runner = AlgorithmRunner(settings.worker_processes)
         notifier = WebhookNotifier(
-            record=writer.write, metrics=metrics, timeout_seconds=settings.webhook_timeout_seconds
+            record=writer.write,
+            read_secret=api.read_secret,
+            metrics=metrics,
+            policy=DeliveryPolicy(
+                max_attempts=settings.webhook_max_attempts,
+                backoff_base_seconds=settings.webhook_backoff_base_seconds,
+                backoff_max_seconds=settings.webhook_backoff_max_seconds,
+                timeout_seconds=settings.webhook_timeout_seconds,
+                allow_cidrs=settings.webhook_allow_cidrs,
+            ),
         )
         scheduler = Scheduler(
             policy=Policy.from_settings(settings),

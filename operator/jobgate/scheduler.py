@@ -60,6 +60,10 @@ class StatusSink(Protocol):
 class Notifier(Protocol):
     def notify(self, job: JobRef, webhook: Webhook, status: dict[str, Any]) -> None: ...
 
+    def resume_if_owed(self, job: JobRef, webhook: Webhook, body: Mapping[str, Any]) -> None: ...
+
+    def forget(self, uid: str) -> None: ...
+
 
 @dataclasses.dataclass(frozen=True)
 class QueueReporting:
@@ -169,6 +173,10 @@ class Scheduler:
         if job is None:
             if not terminal and not self._closing:
                 self._admit_new(ref, body)
+            elif terminal and not self._closing:  # e.g. a webhook owed from before a restart
+                webhook = parse_webhook((body.get("spec") or {}).get("webhook"), strict=False)
+                if webhook is not None:
+                    self._notifier.resume_if_owed(ref, webhook, body)
             return
         generation = int(meta.get("generation", 0))
         if generation != job.generation:
@@ -200,6 +208,7 @@ class Scheduler:
     def forget(self, uid: str) -> None:
         """The AlgorithmJob was deleted: drop it from the queue, or stop its run."""
         self._finished.discard(uid)
+        self._notifier.forget(uid)
         job = self._jobs.pop(uid, None)
         if job is None:
             return
@@ -436,11 +445,13 @@ class Scheduler:
             fields["summary"] = summarize(result)
         if elapsed is not None:
             fields["durationSeconds"] = round(elapsed, 3)
+        webhook = webhook or (job.request.webhook if job.request else None)
+        if webhook is not None:  # recorded with the final status: owed even across a restart
+            fields["webhook"] = {"state": "Pending", "attempts": 0}
         status = self._write(job, phase, reason, message, **fields)
         self._metrics.jobs_completed.labels(phase.value, job.algorithm_name).inc()
         self._jobs.pop(job.ref.uid, None)
         self._finished.add(job.ref.uid)
-        webhook = webhook or (job.request.webhook if job.request else None)
         if webhook is not None:
             self._notifier.notify(job.ref, webhook, status)
 

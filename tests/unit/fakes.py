@@ -44,9 +44,16 @@ class RecordingSink:
 class RecordingNotifier:
     def __init__(self) -> None:
         self.calls: list[tuple[JobRef, Webhook, dict[str, Any]]] = []
+        self.resumed: list[JobRef] = []
 
     def notify(self, job: JobRef, webhook: Webhook, status: dict[str, Any]) -> None:
         self.calls.append((job, webhook, status))
+
+    def resume_if_owed(self, job: JobRef, webhook: Webhook, body: Mapping[str, Any]) -> None:
+        self.resumed.append(job)
+
+    def forget(self, uid: str) -> None:
+        pass
 
 
 class Holds:
