@@ -80,6 +80,9 @@ class Settings:
     queue_refresh_writes: int = 20
     """``JOBGATE_QUEUE_REFRESH_WRITES``: tail refreshes per report, at most."""
 
+    events: str = "all"
+    """``JOBGATE_EVENTS``: Kubernetes Events to post: ``all``, ``warnings`` or ``none``."""
+
     log_level: str = "INFO"
     """``JOBGATE_LOG_LEVEL``: DEBUG, INFO, WARNING or ERROR."""
 
@@ -139,6 +142,7 @@ class Settings:
                 env, "JOBGATE_WEBHOOK_BACKOFF_MAX_SECONDS", base.webhook_backoff_max_seconds
             ),
             webhook_allow_cidrs=_cidrs(env.get("JOBGATE_WEBHOOK_ALLOW_CIDRS", "")),
+            events=_choice(env, "JOBGATE_EVENTS", base.events, ("all", "warnings", "none")),
             log_level=env.get("JOBGATE_LOG_LEVEL", base.log_level).upper(),
             standalone=env.get("JOBGATE_STANDALONE", "true").lower() not in ("0", "false", "no"),
             lease_seconds=_float(env, "JOBGATE_LEASE_SECONDS", base.lease_seconds),
@@ -294,6 +298,13 @@ def _parse_float(name: str, raw: str) -> float:
             f"{name}={raw!r} is not a positive number of seconds, e.g. 600 "
             "(the previous value stays in force)"
         )
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} must be one of: {', '.join(allowed)}")
     return value
 
 

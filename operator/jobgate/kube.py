@@ -103,6 +103,12 @@ class KubeApi:
             if not token:
                 return items
 
+    async def post_event(self, body: dict[str, Any]) -> None:
+        response = await self._core.create_namespaced_event(
+            body["metadata"]["namespace"], body, _preload_content=False
+        )
+        response.release()
+
     async def read_secret(self, namespace: str, name: str, key: str) -> bytes | None:
         """One key of a Secret, decoded; None when the Secret, the key, or access is missing."""
         try:

@@ -52,6 +52,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.events_dropped = Counter(
+            "jobgate_events_dropped",
+            "Kubernetes Events not posted (load shedding or errors).",
+            registry=r,
+        )
         self.api_writes = Counter(
             "jobgate_api_writes",
             "Status writes sent to the API server, by result.",

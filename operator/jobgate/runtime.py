@@ -16,8 +16,10 @@ from aiohttp import web
 
 from jobgate import endpoints
 from jobgate.algorithms import AlgorithmRegistry
-from jobgate.config import Policy, Settings
+from jobgate.config import CONFIGMAP_NAME, Policy, Settings
+from jobgate.events import WARNING, EventRecorder, ObjectRef
 from jobgate.kube import JobRef, KubeApi, connect
+from jobgate.leader import default_identity
 from jobgate.liveconfig import LiveConfig
 from jobgate.metrics import Metrics
 from jobgate.runner import AlgorithmRunner
@@ -36,6 +38,7 @@ class Runtime:
     writer: StatusWriter[JobRef]
     runner: AlgorithmRunner
     notifier: WebhookNotifier
+    events: EventRecorder
     scheduler: Scheduler
     live_config: LiveConfig
     http: web.AppRunner | None = None
@@ -52,10 +55,14 @@ class Runtime:
             on_write=lambda ok: metrics.api_writes.labels("ok" if ok else "error").inc(),
         )
         runner = AlgorithmRunner(settings.worker_processes)
+        events = EventRecorder(
+            api.post_event, metrics, mode=settings.events, instance=default_identity()
+        )
         notifier = WebhookNotifier(
             record=writer.write,
             read_secret=api.read_secret,
             metrics=metrics,
+            events=events,
             policy=DeliveryPolicy(
                 max_attempts=settings.webhook_max_attempts,
                 backoff_base_seconds=settings.webhook_backoff_base_seconds,
@@ -71,13 +78,20 @@ class Runtime:
             sink=writer,
             notifier=notifier,
             metrics=metrics,
+            events=events,
             reporting=QueueReporting(
                 exact_positions=settings.queue_exact_positions,
                 refresh_seconds=settings.queue_refresh_seconds,
                 refresh_writes=settings.queue_refresh_writes,
             ),
         )
-        live = LiveConfig(api=api, settings=settings, apply=scheduler.apply_policy)
+        configmap = ObjectRef(settings.namespace, CONFIGMAP_NAME, "", "ConfigMap", "v1")
+
+        def report(problem: str) -> None:
+            logger.warning("%s", problem)
+            events.record(configmap, "ConfigInvalid", problem, WARNING)
+
+        live = LiveConfig(api=api, settings=settings, apply=scheduler.apply_policy, report=report)
         self = cls(
             settings=settings,
             api=api,
@@ -85,6 +99,7 @@ class Runtime:
             writer=writer,
             runner=runner,
             notifier=notifier,
+            events=events,
             scheduler=scheduler,
             live_config=live,
         )
@@ -93,6 +108,7 @@ class Runtime:
         )
         self.http = await endpoints.serve(app, settings.http_host, settings.http_port)
         writer.start()
+        events.start()
         await live.load()
         namespaces = settings.watch_namespaces or (None,)
         existing = [job for ns in namespaces for job in await api.list_jobs(ns)]
@@ -124,6 +140,7 @@ class Runtime:
                 await task
         await self.scheduler.close()
         await self.notifier.close()
+        await self.events.close()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.writer.flush(), timeout=5)
         await self.writer.close()

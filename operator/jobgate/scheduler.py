@@ -65,6 +65,15 @@ class Notifier(Protocol):
     def forget(self, uid: str) -> None: ...
 
 
+class EventSink(Protocol):
+    def job(self, ref: JobRef, reason: str, message: str, kind: str = "Normal") -> None: ...
+
+
+class _NoEvents:
+    def job(self, ref: JobRef, reason: str, message: str, kind: str = "Normal") -> None:
+        pass
+
+
 @dataclasses.dataclass(frozen=True)
 class QueueReporting:
     """How queue status reaches the API: the write bound that keeps long queues cheap.
@@ -132,6 +141,7 @@ class Scheduler:
         notifier: Notifier,
         metrics: Metrics,
         reporting: QueueReporting | None = None,
+        events: EventSink | None = None,
         clock: Callable[[], datetime.datetime] = utcnow,
     ) -> None:
         self.policy = policy
@@ -143,6 +153,7 @@ class Scheduler:
         self._sink = sink
         self._notifier = notifier
         self._metrics = metrics
+        self._events = events or _NoEvents()
         self._clock = clock
         self._jobs: dict[str, Job] = {}  # by uid: queued, running or waiting to retry
         self._running: dict[str, Job] = {}
@@ -350,6 +361,13 @@ class Scheduler:
         job.attempts += 1
         job.stop = None
         job.shown = None
+        waited = time.monotonic() - job.queued_at
+        self._events.job(
+            job.ref,
+            "Started",
+            f"attempt {job.attempts} started after waiting "
+            f"{waited:.1f}s; {self.gate.in_use} of {self.gate.limit} slots in use",
+        )
         self._write(
             job,
             Phase.RUNNING,
@@ -405,6 +423,12 @@ class Scheduler:
 
     def _retry_later(self, job: Job, reason: Reason, message: str) -> None:
         delay = self.policy.retry_delay(job.attempts)
+        self._events.job(
+            job.ref,
+            "Retrying",
+            f"attempt {job.attempts} failed ({reason}: {message}); retrying in {delay:g}s",
+            "Warning",
+        )
         self._write(
             job,
             Phase.PENDING,
@@ -450,6 +474,8 @@ class Scheduler:
             fields["webhook"] = {"state": "Pending", "attempts": 0}
         status = self._write(job, phase, reason, message, **fields)
         self._metrics.jobs_completed.labels(phase.value, job.algorithm_name).inc()
+        event = {Reason.TIMEOUT: "TimedOut"}.get(reason, phase.value)
+        self._events.job(job.ref, event, message, "Warning" if phase is Phase.FAILED else "Normal")
         self._jobs.pop(job.ref.uid, None)
         self._finished.add(job.ref.uid)
         if webhook is not None:
@@ -523,6 +549,8 @@ class Scheduler:
                 continue
             else:
                 refreshes += 1
+            if shown is None and job.phase is not Phase.PENDING:
+                self._events.job(job.ref, "Queued", f"{message}; queue position {position}")
             job.shown = (position, reason.value, now)
             self._write(
                 job, Phase.PENDING, reason, message, queuePosition=position, submitOrder=job.order

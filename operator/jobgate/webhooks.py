@@ -36,6 +36,7 @@ from aiohttp.resolver import DefaultResolver
 from standardwebhooks.webhooks import Webhook as Signer
 from yarl import URL
 
+from jobgate.events import WARNING, EventRecorder
 from jobgate.kube import GROUP, KIND, VERSION, JobRef
 from jobgate.metrics import Metrics
 from jobgate.spec import Webhook
@@ -143,8 +144,10 @@ class WebhookNotifier:
         read_secret: SecretReader,
         metrics: Metrics,
         policy: DeliveryPolicy,
+        events: EventRecorder | None = None,
     ) -> None:
         self._record = record
+        self._events = events
         self._read_secret = read_secret
         self._metrics = metrics
         self.policy = policy
@@ -296,6 +299,14 @@ class WebhookNotifier:
                 record["state"],
                 record.get("lastError"),
             )
+            if self._events is not None:
+                self._events.job(
+                    job,
+                    "WebhookFailed",
+                    f"{record['state']} after {record['attempts']} attempt(s): "
+                    f"{record.get('lastError')}",
+                    WARNING,
+                )
         else:
             self._metrics.webhook_deliveries.labels("delivered").inc()
         self._done.add(job.uid)
