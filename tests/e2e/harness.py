@@ -51,10 +51,17 @@ def kubectl(
 @pytest.fixture(scope="session")
 def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     existing = os.environ.get("JOBGATE_E2E_KUBECONFIG")
-    if existing:
+    if existing:  # someone else's cluster: touch only what the tests create
         path = Path(existing)
+        had_crd = kubectl(path, "get", "crd", "algorithmjobs.jobgate.dev", check=False)
         _install_crd(path)
-        yield path
+        try:
+            yield path
+        finally:
+            if had_crd.returncode != 0:
+                kubectl(
+                    path, "delete", "crd", "algorithmjobs.jobgate.dev", "--wait=false", check=False
+                )
         return
     plane = LocalControlPlane(workdir=tmp_path_factory.mktemp("controlplane"))
     plane.start()
@@ -90,6 +97,7 @@ class Kube:
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
         self.kubeconfig = kubeconfig
+        self.created_namespaces: list[str] = []
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True
@@ -151,6 +159,7 @@ class Kube:
         """A second fresh namespace sharing this client (for per-namespace tests)."""
         namespace = f"e2e-{uuid.uuid4().hex[:8]}"
         kubectl(self.kubeconfig, "create", "namespace", namespace)
+        self.created_namespaces.append(namespace)
         return Kube(self.api, namespace, self.kubeconfig)
 
     async def wait_for(self, name: str, predicate: Any, timeout: float = 60) -> dict[str, Any]:
@@ -195,12 +204,17 @@ async def kube(kubeconfig: Path) -> AsyncIterator[Kube]:
     configuration = client.Configuration()
     await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
     api = client.ApiClient(configuration)
+    kube = Kube(api, namespace, kubeconfig)
     try:
-        yield Kube(api, namespace, kubeconfig)
+        yield kube
     finally:
         await api.close()
-        # No namespace deletion on envtest (it never finishes): delete just the jobs.
-        kubectl(kubeconfig, "-n", namespace, "delete", "ajob", "--all", "--wait=false", check=False)
+        for ns in [namespace, *kube.created_namespaces]:
+            kubectl(kubeconfig, "-n", ns, "delete", "ajob", "--all", "--wait=false", check=False)
+            if os.environ.get("JOBGATE_E2E_KUBECONFIG"):
+                # A real cluster finishes deleting namespaces (envtest has no controller
+                # for it, so there they would stay Terminating: fresh names instead).
+                kubectl(kubeconfig, "delete", "namespace", ns, "--wait=false", check=False)
 
 
 def free_port() -> int:
