@@ -262,7 +262,6 @@ ALLOWED = [
     ("get", "algorithmjobs.jobgate.dev", "-n", "{ns}"),
     ("patch", "algorithmjobs.jobgate.dev", "--subresource=status", "-n", "{ns}"),
     ("create", "events", "-n", "{ns}"),
-    ("patch", "events", "-n", "{ns}"),
     ("create", "events", "-n", OWN_NAMESPACE),
     ("get", "configmaps/jobgate-config", "-n", OWN_NAMESPACE),
     ("list", "configmaps/jobgate-config", "-n", OWN_NAMESPACE),
@@ -273,6 +272,8 @@ ALLOWED = [
 ]
 DENIED = [
     ("get", "secrets", "-n", "{ns}"),
+    ("list", "events", "-n", "{ns}"),
+    ("patch", "events", "-n", "{ns}"),
     ("get", "secrets", "-n", OWN_NAMESPACE),
     ("list", "secrets", "--all-namespaces"),
     ("get", "configmaps", "-n", "{ns}"),
