@@ -65,8 +65,8 @@ def main() -> int:
 async def run_elected(settings: Settings) -> int:
     """Stand by until this replica holds the Lease, then run the operator until it is lost.
 
-    While standing by, the HTTP port answers liveness (200) and readiness (503, standby),
-    so Kubernetes keeps the replica alive but routes nothing to it.
+    While standing by, the HTTP port answers liveness and readiness (it is ready to take
+    over) but the concurrency status answers 503, and ``jobgate_leader`` is 0.
     """
     api = await connect()
     elector = LeaderElector(

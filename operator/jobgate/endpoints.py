@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from jobgate.metrics import Metrics
@@ -39,18 +40,28 @@ def build_app(
 
 
 def build_standby_app() -> web.Application:
-    """What a standby replica (not holding the Lease) answers: alive, not ready."""
+    """What a standby replica (not holding the Lease) answers.
+
+    Alive and ready — it is healthy and ready to take over, which keeps Deployments'
+    availability and rolling updates working — but it runs no jobs, so the concurrency
+    status answers 503 ``{"standby": true}`` and ``jobgate_leader`` is 0 in its metrics.
+    """
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "role": "standby"})
 
     async def not_leading(_: web.Request) -> web.Response:
-        return web.json_response({"status": "standby"}, status=503)
+        return web.json_response({"standby": True, "reason": "another replica leads"}, status=503)
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", not_leading)
+    app.router.add_get("/readyz", healthz)
     app.router.add_get("/jobs/concurrency/status", not_leading)
+    registry = CollectorRegistry()  # only this gauge: a standby has no gate to report
+    Gauge(
+        "jobgate_leader", "1 on the replica that runs jobs, 0 on a standby.", registry=registry
+    ).set(0)
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
     return app
 
 

@@ -42,6 +42,9 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
+        self.leader = Gauge(
+            "jobgate_leader", "1 on the replica that runs jobs, 0 on a standby.", registry=r
+        )
         self.max_concurrent = Gauge("jobgate_max_concurrent_jobs", "The slot limit.", registry=r)
         self.running = Gauge("jobgate_running_jobs", "Jobs holding a slot.", registry=r)
         self.queued = Gauge("jobgate_queued_jobs", "Jobs waiting for a slot.", registry=r)

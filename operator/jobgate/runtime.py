@@ -22,8 +22,9 @@ from jobgate.kube import JobRef, KubeApi, connect
 from jobgate.leader import default_identity
 from jobgate.liveconfig import LiveConfig
 from jobgate.metrics import Metrics
+from jobgate.queuestatus import QueueReporting
 from jobgate.runner import AlgorithmRunner
-from jobgate.scheduler import QueueReporting, Scheduler
+from jobgate.scheduler import Scheduler
 from jobgate.webhooks import DeliveryPolicy, WebhookNotifier
 from jobgate.writer import StatusWriter
 
@@ -49,6 +50,7 @@ class Runtime:
     async def start(cls, settings: Settings) -> Runtime:
         api = KubeApi(await connect(pool_size=settings.status_writers + 8))
         metrics = Metrics()
+        metrics.leader.set(1)  # standalone, or elected: this replica runs the jobs
         writer: StatusWriter[JobRef] = StatusWriter(
             api.patch_job_status,
             concurrency=settings.status_writers,

@@ -10,26 +10,36 @@ after the slot is released.
 
 Queue status (``Pending``, its reason and ``queuePosition``) is written by
 :meth:`Scheduler.report_queue`, called about once a second, under a bound that does not grow
-with the queue: see :class:`QueueReporting`.
+with the queue: see :mod:`jobgate.queuestatus`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import datetime
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from jobgate.algorithms import AlgorithmFailure, AlgorithmRegistry
 from jobgate.config import Policy
 from jobgate.gate import Gate
+from jobgate.jobs import (
+    EventSink,
+    Job,
+    NoEvents,
+    Notifier,
+    StatusSink,
+    creation_order,
+    parse_phase,
+    utcnow,
+)
 from jobgate.kube import JobRef
 from jobgate.metrics import Metrics
-from jobgate.queue import QueueKey, WaitQueue
+from jobgate.queue import WaitQueue
+from jobgate.queuestatus import QueueReporting, QueueStatusReporter
 from jobgate.runner import AlgorithmRunner, JobTimeout, ResourceLimitExceeded
 from jobgate.spec import JobRequest, SpecError, Webhook, parse_spec, parse_webhook
 from jobgate.status import (
@@ -42,92 +52,6 @@ from jobgate.status import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class StatusSink(Protocol):
-    def write(
-        self,
-        key: JobRef,
-        patch: dict[str, Any],
-        *,
-        settles: bool = False,
-        after_settled: bool = False,
-    ) -> None: ...
-
-    def discard(self, key: JobRef) -> None: ...
-
-
-class Notifier(Protocol):
-    def notify(self, job: JobRef, webhook: Webhook, status: dict[str, Any]) -> None: ...
-
-    def resume_if_owed(self, job: JobRef, webhook: Webhook, body: Mapping[str, Any]) -> None: ...
-
-    def forget(self, uid: str) -> None: ...
-
-
-class EventSink(Protocol):
-    def job(self, ref: JobRef, reason: str, message: str, kind: str = "Normal") -> None: ...
-
-
-class _NoEvents:
-    def job(self, ref: JobRef, reason: str, message: str, kind: str = "Normal") -> None:
-        pass
-
-
-@dataclasses.dataclass(frozen=True)
-class QueueReporting:
-    """How queue status reaches the API: the write bound that keeps long queues cheap.
-
-    Each report (about once a second) writes: a first ``Pending`` status for jobs queued
-    since the last report (jobs that start before it never get one); exact positions for
-    the first ``exact_positions`` jobs whose position or reason changed; and, for the rest,
-    a refresh of jobs whose written position is older than ``refresh_seconds`` or whose
-    reason changed, at most ``refresh_writes`` per report. So beyond the first Pending write,
-    position writes per report are at most ``exact_positions + refresh_writes``, whatever
-    the queue length.
-    """
-
-    exact_positions: int = 20
-    refresh_seconds: float = 60.0
-    refresh_writes: int = 20
-
-
-@dataclasses.dataclass(eq=False)
-class Job:
-    """One AlgorithmJob the scheduler is responsible for, from queued to its terminal write."""
-
-    ref: JobRef
-    request: JobRequest | None
-    """None when the spec was refused: the job ends Failed without ever being queued."""
-    generation: int
-    order: int
-    attempts: int = 0
-    phase: Phase | None = None
-    conditions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    queued_at: float = 0.0
-    slots: int = 1
-    task: asyncio.Task[None] | None = None
-    stop: tuple[Phase, Reason, str] | None = None
-    """Why the scheduler itself stopped the run (cancel, deletion); None for a real end."""
-    shown: tuple[int, str, float] | None = None
-    """The queue status last written: (position, reason, monotonic time)."""
-
-    @property
-    def key(self) -> QueueKey:
-        return QueueKey.make(self.valid.priority, self.order, self.ref.uid)
-
-    @property
-    def valid(self) -> JobRequest:
-        assert self.request is not None, f"{self.ref} has no valid spec"
-        return self.request
-
-    @property
-    def algorithm_name(self) -> str:
-        return self.request.algorithm.name if self.request else "unknown"
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 class Scheduler:
@@ -147,13 +71,12 @@ class Scheduler:
         self.policy = policy
         self.gate = Gate(policy.max_concurrent_jobs)
         self.queue = WaitQueue()
-        self.reporting = reporting or QueueReporting()
         self._algorithms = algorithms
         self._runner = runner
         self._sink = sink
         self._notifier = notifier
         self._metrics = metrics
-        self._events = events or _NoEvents()
+        self._events = events or NoEvents()
         self._clock = clock
         self._jobs: dict[str, Job] = {}  # by uid: queued, running or waiting to retry
         self._running: dict[str, Job] = {}
@@ -161,6 +84,17 @@ class Scheduler:
         self._finished: set[str] = set()  # concluded, until the watch shows the final phase
         self._closing = False
         self._holding = False
+        self._reporter = QueueStatusReporter(
+            queue=self.queue,
+            jobs=self._jobs,
+            gate=self.gate,
+            policy=lambda: self.policy,
+            in_use=self._in_use,
+            fits_namespace=self._fits_namespace,
+            write=self._write,
+            events=self._events,
+            rules=reporting or QueueReporting(),
+        )
         metrics.bind_gate(
             limit=lambda: self.gate.limit,
             running=lambda: len(self._running),
@@ -271,9 +205,9 @@ class Scheduler:
             ref=ref,
             request=None,
             generation=int(meta.get("generation", 0)),
-            order=_creation_order(meta, status),
+            order=creation_order(meta, status),
             attempts=int(status.get("attempts") or 0),
-            phase=_phase(status.get("phase")),
+            phase=parse_phase(status.get("phase")),
             conditions=list(status.get("conditions") or []),
         )
         if job.phase is Phase.PENDING and isinstance(status.get("queuePosition"), int):
@@ -506,71 +440,6 @@ class Scheduler:
         )
         return status
 
-    # ----- queue status -----
-
-    def pending_reason(self, job: Job, blocked_namespaces: set[str]) -> tuple[Reason, str]:
-        """Why a queued job is still waiting, in the user's words."""
-        if self.gate.limit == 0:
-            return Reason.PAUSED, "the queue is paused (maxConcurrentJobs is 0)"
-        if job.ref.namespace in blocked_namespaces:
-            limit = self.policy.namespace_limit(job.ref.namespace)
-            return Reason.GROUP_LIMIT, (
-                f"namespace {job.ref.namespace} holds {self._in_use[job.ref.namespace]} of its "
-                f"{limit} slots (namespaceLimits)"
-            )
-        if job.slots > self.gate.limit:
-            return Reason.WAITING_FOR_SLOT, (
-                f"needs {job.slots} slots; the limit is {self.gate.limit}"
-            )
-        return Reason.WAITING_FOR_SLOT, (
-            f"waiting for a free slot: {self.gate.in_use} of {self.gate.limit} in use"
-        )
-
     def report_queue(self) -> int:
-        """Write queue status within the :class:`QueueReporting` bound; returns the writes."""
-        now = time.monotonic()
-        rules = self.reporting
-        blocked = self.queue.blocked_lanes(self._fits_namespace)
-        refreshes = 0
-        writes = 0
-        for index, uid in enumerate(self.queue):
-            job = self._jobs[uid]
-            position = index + 1
-            reason, message = self.pending_reason(job, blocked)
-            shown = job.shown
-            if shown is None or job.phase is not Phase.PENDING:
-                pass  # first Pending write of this wait: always
-            elif position <= rules.exact_positions:
-                if (position, reason.value) == shown[:2]:
-                    continue
-            elif (reason.value == shown[1] and now - shown[2] < rules.refresh_seconds) or (
-                refreshes >= rules.refresh_writes
-            ):
-                continue
-            else:
-                refreshes += 1
-            if shown is None and job.phase is not Phase.PENDING:
-                self._events.job(job.ref, "Queued", f"{message}; queue position {position}")
-            job.shown = (position, reason.value, now)
-            self._write(
-                job, Phase.PENDING, reason, message, queuePosition=position, submitOrder=job.order
-            )
-            writes += 1
-        return writes
-
-
-def _phase(value: Any) -> Phase | None:
-    try:
-        return Phase(value)
-    except ValueError:
-        return None
-
-
-def _creation_order(meta: Mapping[str, Any], status: Mapping[str, Any]) -> int:
-    """The etcd revision at creation: kept in status once written, else the resourceVersion."""
-    for raw in (status.get("submitOrder"), meta.get("resourceVersion")):
-        try:
-            return int(str(raw))
-        except (TypeError, ValueError):
-            continue
-    return 0
+        """Write queue status now, within the bound (see :mod:`jobgate.queuestatus`)."""
+        return self._reporter.report()

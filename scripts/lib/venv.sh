@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/*.sh: create .venv and install the project (with dev extras) when the
 # virtual environment is missing or pyproject.toml changed since the last install.
 ensure_venv() {
@@ -12,4 +13,21 @@ ensure_venv() {
     .venv/bin/python -m pip install -q -e ".[dev]" >&2
     touch "$stamp"
   fi
+}
+
+# promtool (for `promtool check rules` in the tests), taken out of Debian's prometheus
+# package without installing a Prometheus server; the rule tests skip when it is missing.
+ensure_promtool() {
+  [ -x .venv/bin/promtool ] && return 0
+  command -v apt-get >/dev/null 2>&1 || return 0
+  local dest="$PWD/.venv/bin" tmp
+  tmp="$(mktemp -d)"
+  if (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 && apt-get download prometheus >/dev/null 2>&1; }; } \
+      && dpkg-deb -x prometheus_*.deb x && cp x/usr/bin/promtool "$dest/"); then
+    echo "installed promtool into .venv/bin" >&2
+  else
+    echo "could not install promtool; the rule checks will be skipped" >&2
+  fi
+  rm -rf "$tmp"
 }

@@ -17,9 +17,9 @@ ELECTION = {
 }
 
 
-async def wait_ready(op: OperatorProcess, timeout: float) -> float:
+async def wait_leading(op: OperatorProcess, timeout: float) -> float:
     started = time.monotonic()
-    while await op.status_code("/readyz") != 200:
+    while await op.status_code("/jobs/concurrency/status") != 200:
         assert time.monotonic() - started < timeout, f"no takeover in {timeout}s"
         await asyncio.sleep(0.1)
     return time.monotonic() - started
@@ -31,9 +31,12 @@ async def test_standby_takes_over_without_losing_or_doubling_jobs(
     limit = 5
     await kube.set_limit(str(limit))
     first = await start_operator(**ELECTION)
+    await wait_leading(first, timeout=10)
     second = await start_operator(ready=False, **ELECTION)
-    assert await second.status_code("/readyz") == 503  # standing by
-    assert await second.status_code("/healthz") == 200
+    assert await second.status_code("/jobs/concurrency/status") == 503  # standing by
+    assert await second.status_code("/readyz") == 200  # ready to take over
+    assert "jobgate_leader 0.0" in await second.get("/metrics")
+    assert "jobgate_leader 1.0" in await first.get("/metrics")
 
     names = [f"ha-{i:02d}" for i in range(30)]
     await asyncio.gather(
@@ -41,7 +44,7 @@ async def test_standby_takes_over_without_losing_or_doubling_jobs(
     )
     while (await first.get("/jobs/concurrency/status"))["running_jobs"] < limit:
         await asyncio.sleep(0.05)
-    assert await second.status_code("/readyz") == 503  # still only one active replica
+    assert await second.status_code("/jobs/concurrency/status") == 503  # still one leader
 
     first.stop(signal.SIGKILL)
     running_at_kill = {
@@ -49,7 +52,7 @@ async def test_standby_takes_over_without_losing_or_doubling_jobs(
         for j in await kube.list_jobs()
         if j.get("status", {}).get("phase") == "Running"
     }
-    takeover = await wait_ready(second, timeout=20)
+    takeover = await wait_leading(second, timeout=20)
     assert takeover < 4 + 3, f"takeover took {takeover:.1f}s with a 4s lease"
 
     peak = 0
@@ -68,5 +71,5 @@ async def test_standby_takes_over_without_losing_or_doubling_jobs(
     # A clean stop hands the Lease over at once: a third replica leads within a second or so.
     third = await start_operator(ready=False, **ELECTION)
     second.stop(signal.SIGTERM)
-    handover = await wait_ready(third, timeout=10)
+    handover = await wait_leading(third, timeout=10)
     assert handover < 2.5, f"clean hand-over took {handover:.1f}s"

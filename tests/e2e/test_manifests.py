@@ -829,7 +829,7 @@ def test_kind_cluster_config_and_script_steps() -> None:
         "docker build",
         "kind load docker-image",
         "kubectl apply -k manifests/",
-        "{.status.readyReplicas}",
+        "rollout status deployment/jobgate",
         "jobgate-smoke wait --for=condition=Complete",
         "scale deployment/jobgate --replicas=0",
         'JOBGATE_E2E_KUBECONFIG="$kubeconfig" ./scripts/test.sh',
