@@ -305,8 +305,12 @@ class OperatorProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     async def status_code(self, path: str) -> int:
-        async with aiohttp.ClientSession() as session, session.get(self.url + path) as response:
-            return response.status
+        """The HTTP status of ``path``; 0 while nothing listens (e.g. standby -> leader)."""
+        try:
+            async with aiohttp.ClientSession() as session, session.get(self.url + path) as resp:
+                return resp.status
+        except aiohttp.ClientConnectionError:
+            return 0
 
     async def get(self, path: str) -> Any:
         async with aiohttp.ClientSession() as session, session.get(self.url + path) as response:

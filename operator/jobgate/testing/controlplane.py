@@ -31,7 +31,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -42,172 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-GET_SCRIPT = REPO_ROOT / "scripts" / "get-control-plane.sh"
-VERSIONS_ENV = REPO_ROOT / "scripts" / "versions.env"
-PROGRAMS = ("etcd", "kube-apiserver")
-STOP_GRACE_SECONDS = 10.0
-
-_OPENSSL_CONFIG = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = jobgate-local
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid,issuer
-subjectAltName = IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,\
-DNS:kubernetes.default,DNS:kubernetes.default.svc
-"""
-
-
-class ControlPlaneError(RuntimeError):
-    """The control plane could not be obtained, started or found."""
-
-
-def read_versions(path: Path = VERSIONS_ENV) -> dict[str, str]:
-    """The pinned versions: the ``KEY=VALUE`` lines of ``scripts/versions.env``."""
-    versions: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not line.lstrip().startswith("#"):
-            versions[key.strip()] = value.strip()
-    return versions
-
-
-def _has_binaries(folder: Path) -> bool:
-    return all(os.access(folder / name, os.X_OK) for name in PROGRAMS)
-
-
-def find_assets(explicit: Path | None = None) -> Path:
-    """The folder holding ``etcd`` and ``kube-apiserver``.
-
-    ``explicit`` if given, else ``KUBEBUILDER_ASSETS`` when it holds both, else whatever
-    ``scripts/get-control-plane.sh`` prints (it builds or installs them on first use, which
-    takes minutes; its progress goes to stderr).
-    """
-    if explicit is not None:
-        if not _has_binaries(explicit):
-            raise ControlPlaneError(f"{explicit} lacks an executable etcd or kube-apiserver")
-        return explicit.resolve()
-    env = os.environ.get("KUBEBUILDER_ASSETS")
-    if env and _has_binaries(Path(env)):
-        return Path(env).resolve()
-    if not GET_SCRIPT.exists():
-        raise ControlPlaneError(
-            f"{GET_SCRIPT} not found (jobgate is not run from its source tree): "
-            "set KUBEBUILDER_ASSETS to a folder holding etcd and kube-apiserver"
-        )
-    done = subprocess.run(
-        ["bash", str(GET_SCRIPT)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
-    )
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise ControlPlaneError(f"{GET_SCRIPT} failed (exit code {done.returncode}); see above")
-    assets = Path(lines[-1])
-    if not _has_binaries(assets):
-        raise ControlPlaneError(f"{GET_SCRIPT} printed {assets}, which lacks the binaries")
-    return assets
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on 127.0.0.1 (held open together while picked)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-
-
-def _openssl(pki: Path, *args: str) -> None:
-    done = subprocess.run(
-        ["openssl", *args], cwd=pki, stdin=subprocess.DEVNULL, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise ControlPlaneError(f"openssl {' '.join(args)} failed:\n{done.stderr}")
-
-
-def make_certificates(pki: Path) -> None:
-    """Write into ``pki``: a CA (``ca.crt``), the apiserver's serving certificate for
-    127.0.0.1/localhost (``apiserver.crt``/``.key``) and an RSA service-account key pair
-    (``sa.key``/``sa.pub``)."""
-    pki.mkdir(parents=True, exist_ok=True)
-    (pki / "openssl.cnf").write_text(_OPENSSL_CONFIG)
-    days = "-days 3650 -sha256"
-    new_key = "-newkey rsa:2048 -nodes -config openssl.cnf"
-    for command in (
-        f"req -x509 {new_key} -extensions ca {days} -subj /CN=jobgate-local-ca"
-        " -keyout ca.key -out ca.crt",
-        f"req -new {new_key} -subj /CN=kube-apiserver -keyout apiserver.key -out apiserver.csr",
-        f"x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -set_serial {secrets.randbits(63)}"
-        f" {days} -extfile openssl.cnf -extensions server -out apiserver.crt",
-        "genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key",
-        "pkey -in sa.key -pubout -out sa.pub",
-    ):
-        _openssl(pki, *command.split())
-    for key in pki.glob("*.key"):
-        key.chmod(0o600)
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-def _ours(pid: int, workdir: Path) -> bool:
-    """Whether ``pid`` is still an etcd or kube-apiserver started for ``workdir``."""
-    argv = _cmdline(pid)
-    return bool(argv) and Path(argv[0]).name in PROGRAMS and any(str(workdir) in a for a in argv)
-
-
-def _read_pids(workdir: Path) -> list[int]:
-    try:
-        text = (workdir / "pids").read_text()
-    except FileNotFoundError:
-        return []
-    return [int(word) for word in text.split() if word.isdigit()]
-
-
-def stop_recorded(workdir: Path, grace: float = STOP_GRACE_SECONDS) -> int:
-    """Stop the processes recorded in ``workdir/pids`` that still look like our etcd or
-    kube-apiserver (SIGTERM, SIGKILL after ``grace`` s); return how many were stopped.
-
-    The apiserver goes first: stopped after etcd, it hangs in its shutdown until killed.
-    """
-    workdir = workdir.resolve()
-    pids = [pid for pid in _read_pids(workdir) if _ours(pid, workdir)]
-    for pid in reversed(pids):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid) and _ours(pid, workdir):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(FileNotFoundError):
-        (workdir / "pids").unlink()
-    return len(pids)
+from jobgate.testing.assets import (
+    PROGRAMS,
+    ControlPlaneError,
+    find_assets,
+    free_ports,
+    make_certificates,
+)
+from jobgate.testing.pids import STOP_GRACE_SECONDS, ours, read_pids, stop_recorded
 
 
 @dataclass
@@ -282,7 +123,7 @@ class LocalControlPlane:
             raise ControlPlaneError(f"already started in {self.workdir}")
         self.workdir = self.workdir.resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if any(_ours(pid, self.workdir) for pid in _read_pids(self.workdir)):
+        if any(ours(pid, self.workdir) for pid in read_pids(self.workdir)):
             raise ControlPlaneError(
                 f"a control plane is already running in {self.workdir}; stop it first "
                 f"(python -m jobgate.testing.controlplane down --dir {self.workdir})"
