@@ -368,6 +368,7 @@ class Scheduler:
             Phase.PENDING,
             Reason.RETRY_BACKOFF,
             f"attempt {job.attempts} failed ({reason}: {message}); retrying in {delay:g}s",
+            settles=True,  # it no longer shows Running: the next job's Running may follow
             lastFailure=f"{reason}: {message}",
         )
         asyncio.get_running_loop().call_later(delay, self._requeue, job)

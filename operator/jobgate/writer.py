@@ -76,18 +76,17 @@ class StatusWriter(Generic[K]):
             self._settle_waiting.add(key)
         waiting = self._waiting.get(key)
         if waiting is not None:
-            waiting.update(patch)
-            return
-        self._waiting[key] = dict(patch)
-        self._idle.clear()
-        if after_settled:
+            waiting.update(patch)  # merged: the held-or-queued entry carries it
+        else:
+            self._waiting[key] = dict(patch)
+            self._idle.clear()
+        if after_settled:  # also when merged: a queued Pending must not carry it out early
             blockers = self._settling - {key}
             if blockers:
-                self._blocked[key] = blockers
+                self._blocked.setdefault(key, set()).update(blockers)
                 for blocker in blockers:
                     self._dependents.setdefault(blocker, set()).add(key)
-                return
-        if key not in self._in_flight and key not in self._blocked:
+        if waiting is None and key not in self._in_flight and key not in self._blocked:
             self._ready.put_nowait(key)
 
     def discard(self, key: K) -> None:

@@ -138,3 +138,23 @@ async def test_deleted_terminal_job_releases_held_patches() -> None:
     writer.discard("old")
     await writer.close()
     assert server.received == [("new", {"phase": "Running"})]
+
+
+async def test_running_merged_into_a_queued_pending_still_waits() -> None:
+    """The Running patch of a job whose Pending patch is still queued must not ride it out
+    ahead of the terminal patch of the job whose slot it took."""
+    server = Server()
+    server.gate.clear()
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=4)
+    writer.start()
+    writer.write("busy", {"phase": "Running"})
+    await asyncio.sleep(0)  # one request in flight, the server is slow
+    writer.write("next", {"phase": "Pending"})  # queued behind it
+    writer.write("old", {"phase": "Succeeded"}, settles=True)
+    writer.write("next", {"phase": "Running"}, after_settled=True)  # merges into Pending
+    server.gate.set()
+    await writer.flush()
+    await writer.close()
+    order = [key for key, _ in server.received]
+    assert order.index("old") < order.index("next")
+    assert server.received[order.index("next")][1] == {"phase": "Running"}
