@@ -7,6 +7,7 @@ count the writes that reached the API server between two snapshots.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import ssl
 import subprocess
@@ -19,7 +20,8 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from jobgate.testing.controlplane import LocalControlPlane, find_assets
+from bench import procstat
+from jobgate.testing.controlplane import LocalControlPlane
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD = ROOT / "crds" / "algorithmjobs.yaml"
@@ -39,14 +41,16 @@ class Cluster:
         self.api: client.ApiClient | None = None
         self._http: aiohttp.ClientSession | None = None
         self.version = ""
+        self.etcd_binary: Path | None = None
 
     @property
     def kubeconfig(self) -> Path:
         return self.plane.kubeconfig
 
-    @staticmethod
-    def etcd_binary() -> Path:
-        return find_assets() / "etcd"
+    def _processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        """The plane's etcd and kube-apiserver processes (empty once stopped)."""
+        procs: dict[str, subprocess.Popen[bytes]] = getattr(self.plane, "_procs", {})
+        return procs
 
     def kubectl(self, *args: str) -> str:
         done = subprocess.run(
@@ -93,6 +97,19 @@ class Cluster:
                 await asyncio.sleep(0.2)
         info = await self.get_json("/version")
         self.version = str(info.get("gitVersion", ""))
+        etcd = self._processes().get("etcd")
+        if etcd is not None and isinstance(etcd.args, list):
+            self.etcd_binary = Path(str(etcd.args[0]))
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by kube-apiserver, etcd and this (the load) process."""
+        out = {
+            name: procstat.cpu_seconds(proc.pid)
+            for name, proc in self._processes().items()
+            if proc.poll() is None
+        }
+        out["bench"] = procstat.cpu_seconds(os.getpid())
+        return out
 
     async def stop(self) -> None:
         if self.api is not None:

@@ -341,7 +341,7 @@ class JobWatch:
                     self.durations[name] = float(status["durationSeconds"])
                 if self._target and self.terminal >= self._target[0]:
                     self._target[1].set()
-        for waiter in self._waiters.get(name, []):
+        for waiter in list(self._waiters.get(name, [])):
             if not waiter.future.done() and waiter.predicate(obj):
                 waiter.future.set_result(obj)
 
@@ -363,6 +363,15 @@ class JobWatch:
         """A future for the first event of ``name`` that satisfies ``predicate``; register it
         before the action that causes the event."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(name, []).append(_Waiter(name, predicate, future))
-        future.add_done_callback(lambda _: self._waiters.pop(name, None))
+        waiter = _Waiter(name, predicate, future)
+        self._waiters.setdefault(name, []).append(waiter)
+
+        def forget(_: object) -> None:
+            waiters = self._waiters.get(name, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(name, None)
+
+        future.add_done_callback(forget)
         return future

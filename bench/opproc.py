@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,11 +22,16 @@ from typing import Any
 import aiohttp
 
 from bench import procstat
-from jobgate.testing.controlplane import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class OperatorProcess:
@@ -52,7 +58,7 @@ class OperatorProcess:
         self.log = log
         self.extra_env = extra_env or {}
         self.source = source
-        self.port = free_ports(1)[0]
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self._session: aiohttp.ClientSession | None = None

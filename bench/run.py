@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench import report, scenarios
-from bench.cluster import Cluster
 
 ALL = [f"B{i}" for i in range(1, 10)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +113,7 @@ async def run(args: argparse.Namespace) -> int:
             print(f"work dir kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    info = report.machine(ctx.k8s_version, Cluster.etcd_binary())
+    info = report.machine(ctx.k8s_version, ctx.etcd_binary)
     info["operator_source"] = operator_source
     path = report.write_results(ctx.figures, command=command, machine_info=info, started=started)
     print()

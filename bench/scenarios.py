@@ -47,6 +47,7 @@ class Context:
     figures: list[Figure] = dataclasses.field(default_factory=list)
     notes: dict[str, Any] = dataclasses.field(default_factory=dict)
     k8s_version: str = ""
+    etcd_binary: Path | None = None
     source: Path | None = None
     """The operator package to run (a snapshot at ``--ref``); None: the working tree."""
 
@@ -66,6 +67,7 @@ async def fresh_cluster(ctx: Context, name: str) -> AsyncIterator[Cluster]:
     started = time.monotonic()
     await cluster.start()
     ctx.k8s_version = cluster.version
+    ctx.etcd_binary = cluster.etcd_binary
     print(f"[{name}] control plane {cluster.version} ready in {time.monotonic() - started:.1f}s")
     try:
         yield cluster
@@ -138,6 +140,13 @@ class StatusSampler:
             self._task.cancel()
 
 
+def cpu_share(
+    before: dict[str, float], after: dict[str, float], seconds: float
+) -> dict[str, float]:
+    """Cores used per process over a window (1.0 = one core busy all along)."""
+    return {k: round((after[k] - before.get(k, 0)) / seconds, 2) for k in after}
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
@@ -189,14 +198,16 @@ async def throughput(ctx: Context, with_operator: bool) -> None:
         for ns in ("b1", "b2"):
             await cluster.create_namespace(ns)
         await warm_up(cluster, ctx.n(600, 100))
+        cpu0 = cluster.cpu_seconds()
         before = await raw_objects(cluster, "b1", names("before", n_raw))
+        cpu = cpu_share(cpu0, cluster.cpu_seconds(), before.seconds)
         rates = [n_raw / before.seconds]
-        print(f"  B1 (before B2): {rates[0]:.0f} objects/s ({before.errors} retried)")
+        print(f"  B1 (before B2): {rates[0]:.0f} objects/s; CPU share {cpu}")
         if with_operator:
             b2 = await _b2(ctx, cluster, n_jobs)
             after = await raw_objects(cluster, "b1", names("after", n_raw))
             rates.append(n_raw / after.seconds)
-            print(f"  B1 (after B2): {rates[1]:.0f} objects/s ({after.errors} retried)")
+            print(f"  B1 (after B2): {rates[1]:.0f} objects/s")
         ceiling = statistics.fmean(rates)
         ctx.add(
             Figure(
@@ -205,7 +216,13 @@ async def throughput(ctx: Context, with_operator: bool) -> None:
                 "objects/s",
                 ceiling,
                 "/s",
-                details={"runs_objects_per_s": rates, "objects_per_run": n_raw, "in_flight": 96},
+                details={
+                    "runs_objects_per_s": rates,
+                    "objects_per_run": n_raw,
+                    "in_flight": load.IN_FLIGHT,
+                    "cpu_cores_used_first_run": cpu,
+                    "retried_requests": before.errors,
+                },
             )
         )
         if not with_operator:
@@ -249,6 +266,7 @@ async def _b2(ctx: Context, cluster: Cluster, n_jobs: int) -> dict[str, Any]:
         api_before = await cluster.request_counts()
         op_before = await op.metric("jobgate_api_writes_total", result="ok")
         cpu_before = op.tree_sample().cpu_seconds
+        shares_before = {**cluster.cpu_seconds(), "operator": cpu_before}
         if ctx.profile:
             op.profile_to(ctx.logs / "profile-b2.txt")
         stats = await create_jobs(
@@ -256,6 +274,11 @@ async def _b2(ctx: Context, cluster: Cluster, n_jobs: int) -> dict[str, Any]:
         )
         await watch.wait_terminal(warm + n_jobs, timeout=600 * max(ctx.scale, 0.2))
         makespan = watch.last_terminal - stats.first_sent
+        shares = cpu_share(
+            shares_before,
+            {**cluster.cpu_seconds(), "operator": op.tree_sample().cpu_seconds},
+            time.perf_counter() - stats.first_sent,
+        )
         if ctx.profile:
             op.stop_profile()
         await asyncio.sleep(1.5)  # let trailing writes (if any) land before counting
@@ -275,11 +298,13 @@ async def _b2(ctx: Context, cluster: Cluster, n_jobs: int) -> dict[str, Any]:
             "op_writes": op_after - op_before,
             "writes_per_job": writes["total"] / n_jobs,
             "cpu_before": cpu_before,
+            "cpu_cores_used": shares,
             "_samples": (op.sample(), op.tree_sample()),
         }
         print(
             f"  B2: {n_jobs} jobs in {makespan:.1f}s = {n_jobs / makespan:.0f}/s "
-            f"(creates took {stats.seconds:.1f}s); writes/job {result['writes_per_job']:.2f}"
+            f"(creates took {stats.seconds:.1f}s); writes/job {result['writes_per_job']:.2f}; "
+            f"CPU share {shares}"
         )
         return result
 
