@@ -218,7 +218,13 @@ class Scheduler:
         try:
             job.request = request = parse_spec(spec, self._algorithms)
         except SpecError as exc:
-            logger.warning("AlgorithmJob %s refused: %s: %s", ref, exc.reason, exc.message)
+            logger.warning(
+                "AlgorithmJob %s refused: %s: %s",
+                ref,
+                exc.reason,
+                exc.message,
+                extra={"job": str(ref), "reason": str(exc.reason)},
+            )
             self._metrics.jobs_created.labels("unknown").inc()
             webhook = parse_webhook(spec.get("webhook"), strict=False)
             self._conclude(job, Phase.FAILED, exc.reason, exc.message, webhook=webhook)
@@ -409,6 +415,18 @@ class Scheduler:
             fields["webhook"] = {"state": "Pending", "attempts": 0}
         status = self._write(job, phase, reason, message, **fields)
         self._metrics.jobs_completed.labels(phase.value, job.algorithm_name).inc()
+        logger.info(
+            "AlgorithmJob %s %s (%s)",
+            job.ref,
+            phase.value,
+            reason.value,
+            extra={
+                "job": str(job.ref),
+                "phase": phase.value,
+                "reason": reason.value,
+                "attempts": job.attempts,
+            },
+        )
         event = {Reason.TIMEOUT: "TimedOut"}.get(reason, phase.value)
         self._events.job(job.ref, event, message, "Warning" if phase is Phase.FAILED else "Normal")
         self._jobs.pop(job.ref.uid, None)

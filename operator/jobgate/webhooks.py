@@ -286,6 +286,7 @@ class WebhookNotifier:
                 attempts,
                 record["lastError"],
                 delay,
+                extra={"job": str(job)},
             )
             self._record(job, {"webhook": record})
             await asyncio.sleep(delay)
@@ -298,6 +299,7 @@ class WebhookNotifier:
                 job,
                 record["state"],
                 record.get("lastError"),
+                extra={"job": str(job)},
             )
             if self._events is not None:
                 self._events.job(

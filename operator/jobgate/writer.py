@@ -80,7 +80,11 @@ class StatusWriter(Generic[K]):
         else:
             self._waiting[key] = dict(patch)
             self._idle.clear()
-        if after_settled:  # also when merged: a queued Pending must not carry it out early
+        # Hold it (also when merged: a queued Pending must not carry it out early) unless it
+        # merged into this job's own unsent settling patch: then the job was Running at the
+        # API and stays so, which adds nothing to wait for; holding it there could deadlock
+        # two re-queued jobs each waiting for the other's settling patch.
+        if after_settled and key not in self._settle_waiting:
             blockers = self._settling - {key}
             if blockers:
                 self._blocked.setdefault(key, set()).update(blockers)

@@ -158,3 +158,25 @@ async def test_running_merged_into_a_queued_pending_still_waits() -> None:
     order = [key for key, _ in server.received]
     assert order.index("old") < order.index("next")
     assert server.received[order.index("next")][1] == {"phase": "Running"}
+
+
+async def test_restarted_jobs_that_run_again_do_not_wait_for_each_other() -> None:
+    """After a restart, jobs shown Running are written Pending (settling) and some start
+    again at once: their merged patches must not wait on each other (a deadlock), while a
+    job that was not Running still waits for the ones leaving Running."""
+    server = Server()
+    server.gate.clear()
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=2)
+    writer.start()
+    for key in ("a", "b", "c"):
+        writer.write(key, {"phase": "Pending"}, settles=True)
+    writer.write("a", {"phase": "Running"}, after_settled=True)
+    writer.write("b", {"phase": "Running"}, after_settled=True)
+    writer.write("new", {"phase": "Running"}, after_settled=True)
+    server.gate.set()
+    async with asyncio.timeout(5):
+        await writer.flush()
+    await writer.close()
+    order = [key for key, _ in server.received]
+    assert sorted(order) == ["a", "b", "c", "new"]
+    assert order.index("c") < order.index("new")
