@@ -38,7 +38,8 @@ class OperatorProcess:
     """``python -m jobgate`` against ``kubeconfig``, watching ``namespace``.
 
     ``source``: a folder holding the ``jobgate`` package to run instead of the working tree's
-    (a snapshot of ``operator/`` at a git ref, see ``bench/run.sh --ref``)."""
+    (a snapshot of ``operator/`` at a git ref, see ``bench/run.sh --ref``). ``module``:
+    ``bench.memprobe`` runs it under tracemalloc."""
 
     def __init__(
         self,
@@ -50,6 +51,7 @@ class OperatorProcess:
         config_namespace: str | None = None,
         extra_env: dict[str, str] | None = None,
         source: Path | None = None,
+        module: str = "jobgate",
     ) -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
@@ -58,6 +60,7 @@ class OperatorProcess:
         self.log = log
         self.extra_env = extra_env or {}
         self.source = source
+        self.module = module
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
@@ -93,7 +96,7 @@ class OperatorProcess:
         with self.log.open("ab") as out:
             self.started_at = time.monotonic()
             self.proc = subprocess.Popen(
-                [python, "-m", "jobgate"],
+                [python, "-m", self.module],
                 env=env,
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,
@@ -144,6 +147,10 @@ class OperatorProcess:
             if all(found.get(k) == v for k, v in labels.items()):
                 total += float(match[2])
         return total
+
+    def signal(self, signum: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signum)
 
     def sample(self) -> procstat.ProcSample:
         return procstat.sample(self.pid)

@@ -33,6 +33,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run py-spy on the operator during B2 (bench/results/profile-*.txt)",
     )
     parser.add_argument(
+        "--memprobe",
+        action="store_true",
+        help="run the operator under tracemalloc during B2 (bench/results/logs-*/memprobe-b2.txt)",
+    )
+    parser.add_argument(
         "--ref",
         help="run the operator as committed at this git ref (e.g. HEAD) instead of the "
         "working tree's operator/ (which others may be editing)",
@@ -82,7 +87,13 @@ async def run(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logs = report.RESULTS / f"logs-{stamp}"
     workdir = Path(tempfile.mkdtemp(prefix="jobgate-bench-"))
-    ctx = scenarios.Context(scale=args.scale, workdir=workdir, logs=logs, profile=args.profile)
+    ctx = scenarios.Context(
+        scale=args.scale,
+        workdir=workdir,
+        logs=logs,
+        profile=args.profile,
+        memprobe=args.memprobe,
+    )
     operator_source = describe_source(args.ref)
     if args.ref:
         ctx.source = snapshot(args.ref, workdir / "src")

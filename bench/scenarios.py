@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import signal
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -44,6 +45,7 @@ class Context:
     workdir: Path
     logs: Path
     profile: bool = False
+    memprobe: bool = False
     figures: list[Figure] = dataclasses.field(default_factory=list)
     notes: dict[str, Any] = dataclasses.field(default_factory=dict)
     k8s_version: str = ""
@@ -253,8 +255,15 @@ async def throughput(ctx: Context, with_operator: bool) -> None:
 
 
 async def _b2(ctx: Context, cluster: Cluster, n_jobs: int) -> dict[str, Any]:
+    probe: dict[str, Any] = {}
+    if ctx.memprobe:
+        ctx.logs.mkdir(parents=True, exist_ok=True)
+        probe = {
+            "module": "bench.memprobe",
+            "extra_env": {"BENCH_MEMPROBE_OUT": str(ctx.logs / "memprobe-b2.txt")},
+        }
     async with (
-        running_operator(ctx, cluster, "b2", limit=100) as op,
+        running_operator(ctx, cluster, "b2", limit=100, **probe) as op,
         watching(cluster, "b2") as watch,
     ):
         ready = await op.wait_ready()
@@ -272,7 +281,12 @@ async def _b2(ctx: Context, cluster: Cluster, n_jobs: int) -> dict[str, Any]:
         stats = await create_jobs(
             cluster, "b2", (job_body(n, prime_spec(97)) for n in names("job", n_jobs))
         )
+        if ctx.memprobe:
+            await watch.wait_terminal(warm + n_jobs // 2, timeout=600 * max(ctx.scale, 0.2))
+            op.signal(signal.SIGUSR1)
         await watch.wait_terminal(warm + n_jobs, timeout=600 * max(ctx.scale, 0.2))
+        if ctx.memprobe:
+            op.signal(signal.SIGUSR1)
         makespan = watch.last_terminal - stats.first_sent
         shares = cpu_share(
             shares_before,
