@@ -38,6 +38,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run the operator under tracemalloc during B2 (bench/results/logs-*/memprobe-b2.txt)",
     )
     parser.add_argument(
+        "--operator-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for every operator process (e.g. JOBGATE_STATUS_WRITERS=64)",
+    )
+    parser.add_argument(
         "--ref",
         help="run the operator as committed at this git ref (e.g. HEAD) instead of the "
         "working tree's operator/ (which others may be editing)",
@@ -93,6 +100,7 @@ async def run(args: argparse.Namespace) -> int:
         logs=logs,
         profile=args.profile,
         memprobe=args.memprobe,
+        operator_env=dict(item.split("=", 1) for item in args.operator_env),
     )
     operator_source = describe_source(args.ref)
     if args.ref:
@@ -126,6 +134,7 @@ async def run(args: argparse.Namespace) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     info = report.machine(ctx.k8s_version, ctx.etcd_binary)
     info["operator_source"] = operator_source
+    info["operator_env"] = ctx.operator_env
     path = report.write_results(ctx.figures, command=command, machine_info=info, started=started)
     print()
     print(report.table(ctx.figures))

@@ -46,6 +46,7 @@ class Context:
     logs: Path
     profile: bool = False
     memprobe: bool = False
+    operator_env: dict[str, str] = dataclasses.field(default_factory=dict)
     figures: list[Figure] = dataclasses.field(default_factory=list)
     notes: dict[str, Any] = dataclasses.field(default_factory=dict)
     k8s_version: str = ""
@@ -89,6 +90,7 @@ async def running_operator(
         source=ctx.source,
         **kwargs,
     )
+    op.extra_env = {**ctx.operator_env, **op.extra_env}
     op.start()
     try:
         yield op
