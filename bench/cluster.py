@@ -102,13 +102,15 @@ class Cluster:
             self.etcd_binary = Path(str(etcd.args[0]))
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds used so far by kube-apiserver, etcd and this (the load) process."""
+        """CPU seconds used so far by kube-apiserver, etcd and this (the load) process, and
+        by the whole machine (``machine``; see :func:`bench.scenarios.cpu_share`)."""
         out = {
             name: procstat.cpu_seconds(proc.pid)
             for name, proc in self._processes().items()
             if proc.poll() is None
         }
         out["bench"] = procstat.cpu_seconds(os.getpid())
+        out["machine"] = procstat.machine_busy_seconds()
         return out
 
     async def stop(self) -> None:

@@ -71,3 +71,12 @@ def tree_sample(pid: int) -> ProcSample:
             continue
         rss, hwm, cpu = rss + s.rss_mib, hwm + s.hwm_mib, cpu + s.cpu_seconds
     return ProcSample(rss, hwm, cpu)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all cores, from the first line of
+    /proc/stat: everything but idle and iowait), to tell how much other processes took."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    guest = sum(fields[8:10]) if len(fields) > 9 else 0  # already counted in user/nice
+    return (sum(fields) - idle - guest) / _TICKS

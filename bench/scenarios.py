@@ -147,8 +147,13 @@ class StatusSampler:
 def cpu_share(
     before: dict[str, float], after: dict[str, float], seconds: float
 ) -> dict[str, float]:
-    """Cores used per process over a window (1.0 = one core busy all along)."""
-    return {k: round((after[k] - before.get(k, 0)) / seconds, 2) for k in after}
+    """Cores used per process over a window (1.0 = one core busy all along). With a
+    ``machine`` entry, ``others`` is what processes outside this bench used: noise."""
+    shares = {k: round((after[k] - before.get(k, 0)) / seconds, 2) for k in after}
+    if "machine" in shares:
+        machine = shares.pop("machine")
+        shares["others"] = round(max(0.0, machine - sum(shares.values())), 2)
+    return shares
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -209,10 +214,15 @@ async def throughput(ctx: Context, with_operator: bool) -> None:
         print(f"  B1 (before B2): {rates[0]:.0f} objects/s; CPU share {cpu}")
         if with_operator:
             b2 = await _b2(ctx, cluster, n_jobs)
+            cpu0 = cluster.cpu_seconds()
             after = await raw_objects(cluster, "b1", names("after", n_raw))
+            cpu_after = cpu_share(cpu0, cluster.cpu_seconds(), after.seconds)
             rates.append(n_raw / after.seconds)
-            print(f"  B1 (after B2): {rates[1]:.0f} objects/s")
+            print(f"  B1 (after B2): {rates[1]:.0f} objects/s; CPU share {cpu_after}")
         ceiling = statistics.fmean(rates)
+        spread = (max(rates) - min(rates)) / ceiling
+        if spread > 0.2:
+            print(f"  !! B1 before and after differ by {spread:.0%}: the machine was busy")
         ctx.add(
             Figure(
                 "B1",
@@ -225,6 +235,7 @@ async def throughput(ctx: Context, with_operator: bool) -> None:
                     "objects_per_run": n_raw,
                     "in_flight": load.IN_FLIGHT,
                     "cpu_cores_used_first_run": cpu,
+                    "spread_between_runs": spread,
                     "retried_requests": before.errors,
                 },
             )
@@ -345,6 +356,7 @@ async def _b4(ctx: Context, cluster: Cluster) -> None:
         watching(cluster, "b4") as watch,
     ):
         await op.wait_ready()
+        shares_before = {**cluster.cpu_seconds(), "operator": op.tree_sample().cpu_seconds}
         with StatusSampler(op) as sampler:
             stats = await create_jobs(
                 cluster, "b4", (job_body(x, sleep_spec(seconds)) for x in names("sleep", n))
@@ -352,6 +364,12 @@ async def _b4(ctx: Context, cluster: Cluster) -> None:
             ideal = n * seconds / limit
             await watch.wait_terminal(n, timeout=ideal * 5 + 120)
         makespan = watch.last_terminal - stats.first_sent
+        shares = cpu_share(
+            shares_before,
+            {**cluster.cpu_seconds(), "operator": op.tree_sample().cpu_seconds},
+            time.perf_counter() - stats.first_sent,
+        )
+        print(f"  B4: makespan {makespan:.1f}s, ideal {ideal:.1f}s; CPU share {shares}")
         inside = max(watch.completion_times) - min(watch.start_times)
         ctx.add(
             Figure(
@@ -364,6 +382,7 @@ async def _b4(ctx: Context, cluster: Cluster) -> None:
                     "ideal_s": ideal,
                     "makespan_s": makespan,
                     "first_start_to_last_completion_s": inside,
+                    "cpu_cores_used": shares,
                     "create_seconds": stats.seconds,
                     "failed": watch.by_phase.get("Failed", 0),
                 },
@@ -590,11 +609,18 @@ async def kueue(ctx: Context) -> None:
             ideal = n_each * sum(durations) / limit
             api_before = await cluster.request_counts()
             cpu_before = op.tree_sample().cpu_seconds
+            shares_before = {**cluster.cpu_seconds(), "operator": cpu_before}
             with StatusSampler(op, interval=0.1) as sampler:
                 stats = await create_jobs(cluster, "b8", bodies)
                 print(f"  B8: {n} jobs created in {stats.seconds:.1f}s")
                 await watch.wait_terminal(n, timeout=ideal * 5 + 300)
             makespan = watch.last_terminal - stats.first_sent
+            shares = cpu_share(
+                shares_before,
+                {**cluster.cpu_seconds(), "operator": op.tree_sample().cpu_seconds},
+                time.perf_counter() - stats.first_sent,
+            )
+            print(f"  B8: makespan {makespan:.1f}s, ideal {ideal:.1f}s; CPU share {shares}")
             await asyncio.sleep(1.5)
             writes = operator_writes(api_before, await cluster.request_counts())
             details = {
@@ -609,6 +635,7 @@ async def kueue(ctx: Context) -> None:
                 "apiserver_writes": writes,
                 "writes_per_job": writes["total"] / n,
                 "b1_objects_per_s_this_run": ceiling,
+                "cpu_cores_used": shares,
                 "api_floor_s": n / ceiling,
             }
             ctx.add(
