@@ -38,8 +38,9 @@ class OperatorProcess:
     """``python -m jobgate`` against ``kubeconfig``, watching ``namespace``.
 
     ``source``: a folder holding the ``jobgate`` package to run instead of the working tree's
-    (a snapshot of ``operator/`` at a git ref, see ``bench/run.sh --ref``). ``module``:
-    ``bench.memprobe`` runs it under tracemalloc."""
+    (a snapshot of ``operator/`` at a git ref, see ``bench/run.sh --ref``). ``module``: what
+    follows ``python -m``; ``("bench.memprobe",)`` runs it under tracemalloc,
+    ``("bench.variants", NAME)`` with a what-if change."""
 
     def __init__(
         self,
@@ -51,7 +52,7 @@ class OperatorProcess:
         config_namespace: str | None = None,
         extra_env: dict[str, str] | None = None,
         source: Path | None = None,
-        module: str = "jobgate",
+        module: tuple[str, ...] = ("jobgate",),
     ) -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
@@ -96,7 +97,7 @@ class OperatorProcess:
         with self.log.open("ab") as out:
             self.started_at = time.monotonic()
             self.proc = subprocess.Popen(
-                [python, "-m", self.module],
+                [python, "-m", *self.module],
                 env=env,
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,

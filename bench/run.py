@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench import report, scenarios
+from bench.variants import VARIANTS
 
 ALL = [f"B{i}" for i in range(1, 10)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="KEY=VALUE",
         help="extra environment for every operator process (e.g. JOBGATE_STATUS_WRITERS=64)",
+    )
+    parser.add_argument(
+        "--variant",
+        choices=sorted(VARIANTS),
+        help="run the operator with a what-if change from bench/variants.py",
     )
     parser.add_argument(
         "--ref",
@@ -101,6 +107,7 @@ async def run(args: argparse.Namespace) -> int:
         profile=args.profile,
         memprobe=args.memprobe,
         operator_env=dict(item.split("=", 1) for item in args.operator_env),
+        variant=args.variant,
     )
     operator_source = describe_source(args.ref)
     if args.ref:
@@ -135,6 +142,7 @@ async def run(args: argparse.Namespace) -> int:
     info = report.machine(ctx.k8s_version, ctx.etcd_binary)
     info["operator_source"] = operator_source
     info["operator_env"] = ctx.operator_env
+    info["operator_variant"] = ctx.variant
     path = report.write_results(ctx.figures, command=command, machine_info=info, started=started)
     print()
     print(report.table(ctx.figures))
@@ -144,7 +152,7 @@ async def run(args: argparse.Namespace) -> int:
         f"kube-apiserver {info['kube_apiserver']}, {info['etcd']}"
     )
     print(f"command: {command}")
-    print(f"operator: {operator_source}")
+    print(f"operator: {operator_source}" + (f", variant {args.variant}" if args.variant else ""))
     print(f"took {time.time() - started:.0f}s; results: {path}")
     return 1 if failed else 0
 

@@ -47,6 +47,8 @@ class Context:
     profile: bool = False
     memprobe: bool = False
     operator_env: dict[str, str] = dataclasses.field(default_factory=dict)
+    variant: str | None = None
+    """A what-if change from bench/variants.py to run the operator with."""
     figures: list[Figure] = dataclasses.field(default_factory=list)
     notes: dict[str, Any] = dataclasses.field(default_factory=dict)
     k8s_version: str = ""
@@ -82,6 +84,8 @@ async def fresh_cluster(ctx: Context, name: str) -> AsyncIterator[Cluster]:
 async def running_operator(
     ctx: Context, cluster: Cluster, namespace: str, limit: int, **kwargs: Any
 ) -> AsyncIterator[OperatorProcess]:
+    if ctx.variant and "module" not in kwargs:
+        kwargs["module"] = ("bench.variants", ctx.variant)
     op = OperatorProcess(
         cluster.kubeconfig,
         namespace,
@@ -272,7 +276,7 @@ async def _b2(ctx: Context, cluster: Cluster, n_jobs: int) -> dict[str, Any]:
     if ctx.memprobe:
         ctx.logs.mkdir(parents=True, exist_ok=True)
         probe = {
-            "module": "bench.memprobe",
+            "module": ("bench.memprobe",),
             "extra_env": {"BENCH_MEMPROBE_OUT": str(ctx.logs / "memprobe-b2.txt")},
         }
     async with (
