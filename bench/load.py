@@ -236,6 +236,7 @@ class JobWatch:
         self.events = 0
         self.first_running: float | None = None
         self.last_terminal = 0.0
+        self.last_terminal_wall = 0.0
         self.start_times: list[float] = []  # status.startTime of terminal jobs (Unix time)
         self.completion_times: list[float] = []
         self.durations: dict[str, float] = {}  # status.durationSeconds by name
@@ -334,6 +335,7 @@ class JobWatch:
             if phase in TERMINAL and old not in TERMINAL:
                 self.terminal += 1
                 self.last_terminal = now
+                self.last_terminal_wall = time.time()
                 if status.get("startTime") and status.get("completionTime"):
                     self.start_times.append(parse_time(status["startTime"]))
                     self.completion_times.append(parse_time(status["completionTime"]))
