@@ -226,7 +226,7 @@ async def throughput(ctx: Context, with_operator: bool) -> None:
         ceiling = statistics.fmean(rates)
         spread = (max(rates) - min(rates)) / ceiling
         if spread > 0.2:
-            print(f"  !! B1 before and after differ by {spread:.0%}: the machine was busy")
+            print(f"  !! B1 before and after differ by {spread:.0%} (see 'others' for noise)")
         ctx.add(
             Figure(
                 "B1",
