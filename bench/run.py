@@ -47,8 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--variant",
-        choices=sorted(VARIANTS),
-        help="run the operator with a what-if change from bench/variants.py",
+        help="run the operator with what-if changes from bench/variants.py, comma-separated: "
+        + ", ".join(VARIANTS),
     )
     parser.add_argument(
         "--ref",
@@ -62,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown scenario(s): {' '.join(unknown)}")
     args.wanted = set(wanted)
+    if args.variant and not all(v in VARIANTS for v in args.variant.split(",")):
+        parser.error(f"unknown variant in {args.variant}; known: {', '.join(VARIANTS)}")
     return args
 
 

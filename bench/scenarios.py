@@ -268,6 +268,16 @@ async def throughput(ctx: Context, with_operator: bool) -> None:
                 details={"apiserver": b2["apiserver_writes"], "operator_metric": b2["op_writes"]},
             )
         )
+        writes = b2["apiserver_writes"]
+        ctx.add(
+            Figure(
+                "B3",
+                "same run, split",
+                "status patches / Events per job",
+                writes["status_patches"] / n_jobs,
+                unit=f"/ {writes['events'] / n_jobs:.2f}",
+            )
+        )
         _operator_costs(ctx, "B2", "same run as B2", samples, b2["cpu_before"], n_jobs)
 
 

@@ -8,16 +8,27 @@ instead of per-patch sets of blocking keys. Each terminal patch takes the next t
 held Running patch remembers the last ticket issued when it was written and is released
 once no ticket at or below it is outstanding. Cost per patch: O(log n) instead of
 O(terminal patches in flight), and no sets of keys copied per Running patch.
+
+``dispatch-after-conclude``: ``Scheduler._dispatch`` runs at the next turn of the event loop
+instead of at once. When a job ends, ``Scheduler._run`` releases the slot and dispatches in
+its ``finally`` block, before ``_conclude`` queues the terminal status patch; so the
+Running patch of the job that takes the slot is not held behind that terminal patch, and
+can land first (a watcher then sees limit + 1 objects Running). Deferring the dispatch by
+one loop turn queues the terminal patch first; the gate is still checked at admission.
+
+Several can be combined: ``python -m bench.variants ticket-writer,dispatch-after-conclude``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import heapq
 import runpy
 import sys
 from typing import Any
 
+from jobgate import scheduler as scheduler_module
 from jobgate import writer as writer_module
 
 StatusWriter: Any = writer_module.StatusWriter
@@ -85,17 +96,40 @@ def _settled(self: Any, key: Any) -> None:
             self._ready.put_nowait(held)
 
 
-VARIANTS = {
-    "ticket-writer": {"__init__": _init, "write": write, "_settled": _settled},
+Scheduler: Any = scheduler_module.Scheduler
+_original_dispatch = Scheduler._dispatch
+
+
+def _deferred_dispatch(self: Any) -> None:
+    if getattr(self, "_dispatch_pending", False):
+        return
+    self._dispatch_pending = True
+
+    def run() -> None:
+        self._dispatch_pending = False
+        _original_dispatch(self)
+
+    try:
+        asyncio.get_running_loop().call_soon(run)
+    except RuntimeError:  # no loop (bootstrap in tests): as before
+        self._dispatch_pending = False
+        _original_dispatch(self)
+
+
+VARIANTS: dict[str, tuple[Any, dict[str, Any]]] = {
+    "ticket-writer": (StatusWriter, {"__init__": _init, "write": write, "_settled": _settled}),
+    "dispatch-after-conclude": (Scheduler, {"_dispatch": _deferred_dispatch}),
 }
 
 
 def main() -> None:
-    name = sys.argv.pop(1) if len(sys.argv) > 1 else ""
-    if name not in VARIANTS:
-        sys.exit(f"usage: python -m bench.variants {{{','.join(VARIANTS)}}}")
-    for attr, function in VARIANTS[name].items():
-        setattr(StatusWriter, attr, function)
+    chosen = (sys.argv.pop(1) if len(sys.argv) > 1 else "").split(",")
+    if not all(name in VARIANTS for name in chosen):
+        sys.exit(f"usage: python -m bench.variants NAME[,NAME] (names: {', '.join(VARIANTS)})")
+    for name in chosen:
+        cls, methods = VARIANTS[name]
+        for attr, function in methods.items():
+            setattr(cls, attr, function)
     runpy.run_module("jobgate", run_name="__main__", alter_sys=True)
 
 
