@@ -24,19 +24,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import heapq
+import importlib
 import runpy
 import sys
 from typing import Any
 
-from jobgate import scheduler as scheduler_module
-from jobgate import writer as writer_module
-
-StatusWriter: Any = writer_module.StatusWriter
-_original_init = StatusWriter.__init__
+# The originals of what a variant replaces, filled in by main() (jobgate is imported only
+# there, so that ``bench.run`` can list the variants without importing the operator).
+_ORIGINAL: dict[str, Any] = {}
 
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
-    _original_init(self, *args, **kwargs)
+    _ORIGINAL["StatusWriter.__init__"](self, *args, **kwargs)
     self._ticket = 0
     self._outstanding = {}  # key -> ticket of its oldest terminal patch not landed yet
     self._tickets = []  # heap of (ticket, key); entries go stale when settled
@@ -96,10 +95,6 @@ def _settled(self: Any, key: Any) -> None:
             self._ready.put_nowait(held)
 
 
-Scheduler: Any = scheduler_module.Scheduler
-_original_dispatch = Scheduler._dispatch
-
-
 def _deferred_dispatch(self: Any) -> None:
     if getattr(self, "_dispatch_pending", False):
         return
@@ -107,19 +102,36 @@ def _deferred_dispatch(self: Any) -> None:
 
     def run() -> None:
         self._dispatch_pending = False
-        _original_dispatch(self)
+        _ORIGINAL["Scheduler._dispatch"](self)
 
     try:
         asyncio.get_running_loop().call_soon(run)
     except RuntimeError:  # no loop (bootstrap in tests): as before
         self._dispatch_pending = False
-        _original_dispatch(self)
+        _ORIGINAL["Scheduler._dispatch"](self)
 
 
-VARIANTS: dict[str, tuple[Any, dict[str, Any]]] = {
-    "ticket-writer": (StatusWriter, {"__init__": _init, "write": write, "_settled": _settled}),
-    "dispatch-after-conclude": (Scheduler, {"_dispatch": _deferred_dispatch}),
+VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "ticket-writer": (
+        "jobgate.writer",
+        "StatusWriter",
+        {"__init__": _init, "write": write, "_settled": _settled},
+    ),
+    "dispatch-after-conclude": (
+        "jobgate.scheduler",
+        "Scheduler",
+        {"_dispatch": _deferred_dispatch},
+    ),
 }
+
+
+def apply(name: str) -> None:
+    """Patch the operator's classes with variant ``name`` (before the operator starts)."""
+    module, class_name, methods = VARIANTS[name]
+    cls = getattr(importlib.import_module(module), class_name)
+    for attr, function in methods.items():
+        _ORIGINAL.setdefault(f"{class_name}.{attr}", getattr(cls, attr))
+        setattr(cls, attr, function)
 
 
 def main() -> None:
@@ -127,9 +139,7 @@ def main() -> None:
     if not all(name in VARIANTS for name in chosen):
         sys.exit(f"usage: python -m bench.variants NAME[,NAME] (names: {', '.join(VARIANTS)})")
     for name in chosen:
-        cls, methods = VARIANTS[name]
-        for attr, function in methods.items():
-            setattr(cls, attr, function)
+        apply(name)
     runpy.run_module("jobgate", run_name="__main__", alter_sys=True)
 
 
