@@ -47,8 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--variant",
-        help="run the operator with what-if changes from bench/variants.py, comma-separated: "
-        + ", ".join(VARIANTS),
+        help="run the operator with what-if changes from bench/variants.py, comma-separated"
+        + (": " + ", ".join(VARIANTS) if VARIANTS else " (none registered now)"),
     )
     parser.add_argument(
         "--ref",

@@ -24,7 +24,7 @@ GROUP, VERSION, PLURAL, KIND = "jobgate.dev", "v1alpha1", "algorithmjobs", "Algo
 MERGE_PATCH = "application/merge-patch+json"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=True)
 class JobRef:
     """Which AlgorithmJob: namespace, name and uid (a re-created name is a different job)."""
 
@@ -34,6 +34,9 @@ class JobRef:
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def __hash__(self) -> int:  # the uid is unique; a str caches its hash (a hot path)
+        return hash(self.uid)
 
 
 class Gone(Exception):

@@ -351,15 +351,19 @@ class Scheduler:
             self._in_use[job.ref.namespace] -= job.slots
             job.task = None
             self._metrics.job_duration.labels(request.algorithm.name).observe(elapsed)
+        # The slot is free; queue this job's closing status first, then start the next job,
+        # so the next job's Running write is held behind it (see jobgate.writer).
+        try:
+            phase, reason, message = outcome
+            if job.ref.uid not in self._jobs:
+                return  # deleted while running: nothing to write
+            retryable = reason in (Reason.ALGORITHM_ERROR, Reason.TIMEOUT)
+            if retryable and job.attempts <= request.backoff_limit:
+                self._retry_later(job, reason, message)
+            else:
+                self._conclude(job, phase, reason, message, result=result, elapsed=elapsed)
+        finally:
             self._dispatch()
-        phase, reason, message = outcome
-        if job.ref.uid not in self._jobs:
-            return  # deleted while running: nothing to write
-        retryable = reason in (Reason.ALGORITHM_ERROR, Reason.TIMEOUT)
-        if retryable and job.attempts <= request.backoff_limit:
-            self._retry_later(job, reason, message)
-            return
-        self._conclude(job, phase, reason, message, result=result, elapsed=elapsed)
 
     def _retry_later(self, job: Job, reason: Reason, message: str) -> None:
         delay = self.policy.retry_delay(job.attempts)

@@ -16,11 +16,14 @@ Running object than the limit. The slot itself is never held for a write.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 from kubernetes_asyncio.client.exceptions import ApiException
+from sortedcontainers import SortedList
 
 from jobgate.kube import Gone
 
@@ -48,10 +51,17 @@ class StatusWriter(Generic[K]):
         self._on_write = on_write or (lambda ok: None)
         self._waiting: dict[K, Patch] = {}
         self._in_flight: set[K] = set()
-        self._settling: set[K] = set()  # a terminal patch is waiting or in flight
-        self._settle_waiting: set[K] = set()  # ... and it is in the waiting patch
-        self._blocked: dict[K, set[K]] = {}  # held patch -> terminal patches it waits for
-        self._dependents: dict[K, set[K]] = {}
+        # The hold rule, with tickets: every settling patch takes the next ticket; a held
+        # patch waits until no ticket at or below the last one issued before it is still
+        # outstanding. O(log n) per write and O(1) memory per held patch.
+        self._tickets = itertools.count(1)
+        self._last_ticket = 0
+        self._outstanding: SortedList[int] = SortedList()  # settling, not landed yet
+        self._settle_waiting: dict[K, int] = {}  # ticket carried by the waiting patch
+        self._blocked: dict[K, int] = {}  # held patch -> the last ticket it waits for
+        # heap of (ticket, sequence, key): the sequence breaks ties, keys need no order
+        self._holds: list[tuple[int, int, K]] = []
+        self._hold_seq = itertools.count()
         self._ready: asyncio.Queue[K] = asyncio.Queue()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -71,9 +81,11 @@ class StatusWriter(Generic[K]):
         ``settles``: the patch ends a run (a terminal phase). ``after_settled``: hold the
         patch until every ``settles`` patch written before it has landed.
         """
-        if settles:
-            self._settling.add(key)
-            self._settle_waiting.add(key)
+        if settles and key not in self._settle_waiting:
+            ticket = next(self._tickets)
+            self._last_ticket = ticket
+            self._outstanding.add(ticket)
+            self._settle_waiting[key] = ticket
         waiting = self._waiting.get(key)
         if waiting is not None:
             waiting.update(patch)  # merged: the held-or-queued entry carries it
@@ -85,11 +97,10 @@ class StatusWriter(Generic[K]):
         # API and stays so, which adds nothing to wait for; holding it there could deadlock
         # two re-queued jobs each waiting for the other's settling patch.
         if after_settled and key not in self._settle_waiting:
-            blockers = self._settling - {key}
-            if blockers:
-                self._blocked.setdefault(key, set()).update(blockers)
-                for blocker in blockers:
-                    self._dependents.setdefault(blocker, set()).add(key)
+            mark = self._last_ticket
+            if self._outstanding and self._outstanding[0] <= mark:
+                self._blocked[key] = max(mark, self._blocked.get(key, 0))
+                heapq.heappush(self._holds, (self._blocked[key], next(self._hold_seq), key))
         if waiting is None and key not in self._in_flight and key not in self._blocked:
             self._ready.put_nowait(key)
 
@@ -97,23 +108,22 @@ class StatusWriter(Generic[K]):
         """Drop what is still waiting for ``key`` (the object was deleted)."""
         self._waiting.pop(key, None)
         self._blocked.pop(key, None)
-        self._settle_waiting.discard(key)
-        if key not in self._in_flight:
-            self._settled(key)
+        ticket = self._settle_waiting.pop(key, None)
+        if ticket is not None:
+            self._settled(ticket)
         self._check_idle()
 
-    def _settled(self, key: K) -> None:
-        """``key``'s terminal patch landed (or never will): release what waited for it."""
-        self._settling.discard(key)
-        for dependent in self._dependents.pop(key, ()):
-            blockers = self._blocked.get(dependent)
-            if blockers is None:
-                continue
-            blockers.discard(key)
-            if not blockers:
-                del self._blocked[dependent]
-                if dependent in self._waiting and dependent not in self._in_flight:
-                    self._ready.put_nowait(dependent)
+    def _settled(self, ticket: int) -> None:
+        """A settling patch landed (or never will): release the held patches now clear."""
+        self._outstanding.discard(ticket)
+        low = self._outstanding[0] if self._outstanding else None
+        while self._holds and (low is None or self._holds[0][0] < low):
+            mark, _, key = heapq.heappop(self._holds)
+            if self._blocked.get(key) != mark:
+                continue  # stale: released already, or held again under a later mark
+            del self._blocked[key]
+            if key in self._waiting and key not in self._in_flight:
+                self._ready.put_nowait(key)
 
     @property
     def backlog(self) -> int:
@@ -141,15 +151,21 @@ class StatusWriter(Generic[K]):
             patch = self._waiting.pop(key, None)
             if patch is None:
                 continue  # discarded while it waited
-            settles = key in self._settle_waiting
-            self._settle_waiting.discard(key)
+            ticket = self._settle_waiting.pop(key, None)  # settles once this flight lands
             self._in_flight.add(key)
             try:
                 await self._deliver(key, patch)
             finally:
                 self._in_flight.discard(key)
-                if settles and key not in self._settle_waiting:
-                    self._settled(key)
+                if ticket is not None:
+                    self._settled(ticket)
+                if key not in self._waiting:
+                    # its waiting patch rode this flight (a retry sends the newest state) or
+                    # was dropped with the object: what it settled has landed or never will
+                    self._blocked.pop(key, None)
+                    folded = self._settle_waiting.pop(key, None)
+                    if folded is not None:
+                        self._settled(folded)
                 if key in self._waiting and key not in self._blocked:
                     self._ready.put_nowait(key)  # written again while in flight: send next
                 self._check_idle()
@@ -191,4 +207,5 @@ class StatusWriter(Generic[K]):
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_DELAY)
-            patch.update(self._waiting.pop(key, {}))  # retry with the newest state
+            if key not in self._blocked:  # a held patch must not ride out on the retry
+                patch.update(self._waiting.pop(key, {}))  # retry with the newest state

@@ -180,3 +180,99 @@ async def test_restarted_jobs_that_run_again_do_not_wait_for_each_other() -> Non
     order = [key for key, _ in server.received]
     assert sorted(order) == ["a", "b", "c", "new"]
     assert order.index("c") < order.index("new")
+
+
+async def test_many_patches_held_on_the_same_ticket_are_all_released() -> None:
+    """Held patches tie on their ticket; keys (here JobRefs) need no ordering."""
+    from jobgate.kube import JobRef
+
+    sent: list[JobRef] = []
+    gate = asyncio.Event()
+
+    async def send(key: JobRef, patch: dict[str, Any]) -> None:
+        await gate.wait()
+        sent.append(key)
+
+    writer: StatusWriter[JobRef] = StatusWriter(send, concurrency=4)
+    writer.start()
+    old = JobRef("ns", "old", "u-old")
+    writer.write(old, {"phase": "Succeeded"}, settles=True)
+    new = [JobRef("ns", f"n{i}", f"u{i}") for i in range(20)]
+    for ref in new:
+        writer.write(ref, {"phase": "Running"}, after_settled=True)
+    gate.set()
+    async with asyncio.timeout(5):
+        await writer.flush()
+    await writer.close()
+    assert sent[0] == old and sorted(sent[1:], key=str) == sorted(new, key=str)
+
+
+async def test_terminal_patch_folded_into_a_retry_still_releases_held_patches() -> None:
+    """A failed write is retried with the newest state; when that state includes a
+    terminal patch, its landing must release what waits for it."""
+    server = Server()
+    server.gate.clear()
+    server.fail_next = 1
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=2)
+    writer.start()
+    writer.write("old", {"phase": "Running"})
+    await asyncio.sleep(0)  # in flight; it will fail once and be retried
+    writer.write("old", {"phase": "Succeeded"}, settles=True)  # folded into the retry
+    writer.write("new", {"phase": "Running"}, after_settled=True)
+    server.gate.set()
+    async with asyncio.timeout(5):
+        await writer.flush()
+    await writer.close()
+    assert server.received == [("old", {"phase": "Succeeded"}), ("new", {"phase": "Running"})]
+
+
+async def test_terminal_patch_of_an_object_gone_mid_flight_releases_held_patches() -> None:
+    server = Server()
+    server.gate.clear()
+    server.gone.add("old")
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=2)
+    writer.start()
+    writer.write("old", {"phase": "Running"})
+    await asyncio.sleep(0)  # in flight; the object turns out to be deleted
+    writer.write("old", {"phase": "Succeeded"}, settles=True)
+    writer.write("new", {"phase": "Running"}, after_settled=True)
+    server.gate.set()
+    async with asyncio.timeout(5):
+        await writer.flush()
+    await writer.close()
+    assert server.received == [("new", {"phase": "Running"})]
+
+
+async def test_a_retry_does_not_carry_out_a_held_patch() -> None:
+    """A held Running patch waits for the terminal patch, even when an earlier write of
+    the same job is retried in between."""
+    received: list[tuple[str, dict[str, Any]]] = []
+    attempts = {"next": 0}
+    old_may_land = asyncio.Event()
+    retried = asyncio.Event()
+
+    async def send(key: str, patch: dict[str, Any]) -> None:
+        if key == "old":
+            await old_may_land.wait()
+        else:
+            attempts[key] += 1
+            if attempts[key] == 1:
+                await asyncio.sleep(0)  # lets the test write while this request is out
+                raise ApiException(status=503, reason="unavailable")
+            retried.set()
+        received.append((key, dict(patch)))
+
+    writer: StatusWriter[str] = StatusWriter(send, concurrency=2)
+    writer.start()
+    writer.write("next", {"phase": "Pending"})
+    await asyncio.sleep(0)  # in flight; it fails once and is retried
+    writer.write("old", {"phase": "Succeeded"}, settles=True)  # cannot land yet
+    writer.write("next", {"phase": "Running"}, after_settled=True)  # held behind "old"
+    async with asyncio.timeout(5):
+        await retried.wait()
+    assert received == [("next", {"phase": "Pending"})]
+    old_may_land.set()
+    async with asyncio.timeout(5):
+        await writer.flush()
+    await writer.close()
+    assert received[1:] == [("old", {"phase": "Succeeded"}), ("next", {"phase": "Running"})]
