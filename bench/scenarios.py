@@ -120,26 +120,62 @@ async def warm_up(cluster: Cluster, count: int) -> None:
 
 
 class StatusSampler:
-    """Polls the operator's status endpoint; keeps the peak ``running_jobs``/``slots_in_use``."""
+    """Polls the operator's status endpoint; keeps the peak ``running_jobs``/``slots_in_use``.
+    With ``backlog``, also keeps a timeline of (seconds since entering, running, queued,
+    status-write backlog) for :meth:`occupancy`."""
 
-    def __init__(self, op: OperatorProcess, interval: float = 0.02) -> None:
+    def __init__(
+        self, op: OperatorProcess, interval: float = 0.02, *, backlog: bool = False
+    ) -> None:
         self.op = op
         self.interval = interval
+        self.backlog = backlog
         self.max_running = 0
         self.max_slots = 0
         self.samples = 0
+        self.timeline: list[tuple[float, int, int, int]] = []
+        self._started = time.perf_counter()
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(Exception):
                 status = await self.op.status()
-                self.max_running = max(self.max_running, int(status["running_jobs"]))
+                running, queued = int(status["running_jobs"]), int(status.get("queued_jobs", 0))
+                self.max_running = max(self.max_running, running)
                 self.max_slots = max(self.max_slots, int(status.get("slots_in_use", 0)))
                 self.samples += 1
+                if self.backlog:
+                    waiting = int(await self.op.metric("jobgate_status_write_backlog"))
+                    at = time.perf_counter() - self._started
+                    self.timeline.append((at, running, queued, waiting))
             await asyncio.sleep(self.interval)
 
+    def occupancy(self, limit: int) -> dict[str, float]:
+        """From the operator's own view: when it ran its last job, how full the gate was
+        until then, the share of that time it had free slots and nothing queued (it was
+        waiting for the watch to deliver jobs the client had already created), and how many
+        jobs' status it had not sent yet (the API server being the bottleneck)."""
+        busy = [s for s in self.timeline if s[1] or s[2]]
+        if not busy:
+            return {}
+        done = busy[-1][0]
+        window = [s for s in self.timeline if busy[0][0] <= s[0] <= done]
+        return {
+            "operator_done_s": round(done, 2),
+            "mean_running_over_limit": round(sum(s[1] for s in window) / len(window) / limit, 3),
+            "starved_share": round(
+                sum(1 for s in window if s[2] == 0 and s[1] < limit) / len(window), 3
+            ),
+            "max_status_backlog": max(s[3] for s in self.timeline),
+            "status_backlog_at_operator_done": busy[-1][3],
+            "status_backlog_drained_s": round(
+                next((s[0] for s in self.timeline if s[0] > done and s[3] == 0), float("nan")), 2
+            ),
+        }
+
     def __enter__(self) -> StatusSampler:
+        self._started = time.perf_counter()
         self._task = asyncio.create_task(self._run())
         return self
 
@@ -636,7 +672,7 @@ async def kueue(ctx: Context) -> None:
             api_before = await cluster.request_counts()
             cpu_before = op.tree_sample().cpu_seconds
             shares_before = {**cluster.cpu_seconds(), "operator": cpu_before}
-            with StatusSampler(op, interval=0.1) as sampler:
+            with StatusSampler(op, interval=0.1, backlog=True) as sampler:
                 stats = await create_jobs(cluster, "b8", bodies)
                 print(f"  B8: {n} jobs created in {stats.seconds:.1f}s")
                 await watch.wait_terminal(n, timeout=ideal * 5 + 300)
@@ -663,6 +699,8 @@ async def kueue(ctx: Context) -> None:
                 "b1_objects_per_s_this_run": ceiling,
                 "cpu_cores_used": shares,
                 "api_floor_s": n / ceiling,
+                # the operator's own view (status endpoint every 0.1 s), from the first create
+                **sampler.occupancy(limit),
             }
             ctx.add(
                 Figure(

@@ -3,8 +3,10 @@
 Queued, Started, Succeeded, Failed, TimedOut, Cancelled, Retrying, WebhookFailed (and
 ConfigInvalid on the ConfigMap). Events are a side channel: they go through their own small
 queue and workers, never delay a status write or a slot, and shed load when the API server
-falls behind: past ``backlog_limit`` waiting events, Normal events are dropped (counted in
-``jobgate_events_dropped_total``) while Warnings are kept. ``JOBGATE_EVENTS`` chooses
+falls behind: past ``backlog_limit`` waiting events, or while more than
+``status_backlog_limit`` jobs' status writes wait (status comes first when the API server is
+the bottleneck), Normal events are dropped (counted in ``jobgate_events_dropped_total``)
+while Warnings are kept. ``JOBGATE_EVENTS`` chooses
 ``all`` (default), ``warnings`` or ``none``.
 """
 
@@ -52,6 +54,8 @@ class EventRecorder:
         mode: str = "all",
         workers: int = 4,
         backlog_limit: int = 1000,
+        status_backlog: Callable[[], int] = lambda: 0,
+        status_backlog_limit: int = 200,
         instance: str = "jobgate",
     ) -> None:
         self._post = post
@@ -59,6 +63,8 @@ class EventRecorder:
         self._mode = mode
         self._workers_count = workers
         self._backlog_limit = backlog_limit
+        self._status_backlog = status_backlog
+        self._status_backlog_limit = status_backlog_limit
         self._instance = instance
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
         self._wakeup = asyncio.Event()
@@ -78,7 +84,10 @@ class EventRecorder:
         """Queue one Event; never blocks, never raises."""
         if self._mode == "none" or (self._mode == "warnings" and kind != WARNING):
             return
-        if kind == NORMAL and len(self._queue) >= self._backlog_limit:
+        if kind == NORMAL and (
+            len(self._queue) >= self._backlog_limit
+            or self._status_backlog() > self._status_backlog_limit
+        ):
             self._metrics.events_dropped.inc()
             return
         self._queue.append(self._body(obj, reason, message, kind))

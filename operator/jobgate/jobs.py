@@ -27,6 +27,7 @@ class StatusSink(Protocol):
         *,
         settles: bool = False,
         after_settled: bool = False,
+        background: bool = False,
     ) -> None: ...
 
     def discard(self, key: JobRef) -> None: ...

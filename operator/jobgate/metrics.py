@@ -60,6 +60,11 @@ class Metrics:
             "Kubernetes Events not posted (load shedding or errors).",
             registry=r,
         )
+        self.status_backlog = Gauge(
+            "jobgate_status_write_backlog",
+            "Jobs whose newest status has not been sent to the API server yet.",
+            registry=r,
+        )
         self.api_writes = Counter(
             "jobgate_api_writes",
             "Status writes sent to the API server, by result.",

@@ -99,7 +99,13 @@ class QueueStatusReporter:
                 self.events.job(job.ref, "Queued", f"{message}; queue position {position}")
             job.shown = (position, reason.value, now)
             self.write(
-                job, Phase.PENDING, reason, message, queuePosition=position, submitOrder=job.order
+                job,
+                Phase.PENDING,
+                reason,
+                message,
+                background=True,  # results first when the API server is the bottleneck
+                queuePosition=position,
+                submitOrder=job.order,
             )
             writes += 1
         return writes

@@ -56,9 +56,14 @@ class Runtime:
             concurrency=settings.status_writers,
             on_write=lambda ok: metrics.api_writes.labels("ok" if ok else "error").inc(),
         )
+        metrics.status_backlog.set_function(lambda: writer.backlog)
         runner = AlgorithmRunner(settings.worker_processes)
         events = EventRecorder(
-            api.post_event, metrics, mode=settings.events, instance=default_identity()
+            api.post_event,
+            metrics,
+            mode=settings.events,
+            status_backlog=lambda: writer.backlog,
+            instance=default_identity(),
         )
         notifier = WebhookNotifier(
             record=writer.write,

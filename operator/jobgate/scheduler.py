@@ -1,8 +1,9 @@
 """The scheduler: the wait queue, the gate and the runs, tied together. No kopf, no API calls.
 
 The kopf handlers feed it what the watch sees (:meth:`Scheduler.observe`,
-:meth:`Scheduler.forget`); it decides what runs, and reports every status change to a
-:class:`StatusSink` (the coalescing status writer in production, a list in unit tests).
+:meth:`Scheduler.forget`); it decides what runs, and a :class:`~jobgate.reports.JobReporter`
+tells each change: to a :class:`StatusSink` (the coalescing status writer in production, a
+list in unit tests), as an Event, a log line, metrics and the webhook.
 Everything that touches the queue or the gate is synchronous, so between two ``await``s the
 books always balance and the limit cannot be overshot. A job holds its slot from admission
 until its algorithm returns or is stopped; the terminal status write and the webhook happen
@@ -40,15 +41,13 @@ from jobgate.kube import JobRef
 from jobgate.metrics import Metrics
 from jobgate.queue import WaitQueue
 from jobgate.queuestatus import QueueReporting, QueueStatusReporter
+from jobgate.reports import JobReporter
 from jobgate.runner import AlgorithmRunner, JobTimeout, ResourceLimitExceeded
 from jobgate.spec import JobRequest, SpecError, Webhook, parse_spec, parse_webhook
 from jobgate.status import (
     TERMINAL_PHASES,
     Phase,
     Reason,
-    precise_timestamp,
-    summarize,
-    transition,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,26 +72,26 @@ class Scheduler:
         self.queue = WaitQueue()
         self._algorithms = algorithms
         self._runner = runner
-        self._sink = sink
         self._notifier = notifier
         self._metrics = metrics
-        self._events = events or NoEvents()
-        self._clock = clock
+        self._report = JobReporter(
+            sink=sink, notifier=notifier, metrics=metrics, events=events or NoEvents(), clock=clock
+        )
         self._jobs: dict[str, Job] = {}  # by uid: queued, running or waiting to retry
         self._running: dict[str, Job] = {}
         self._in_use: collections.Counter[str] = collections.Counter()  # slots by namespace
         self._finished: set[str] = set()  # concluded, until the watch shows the final phase
         self._closing = False
         self._holding = False
-        self._reporter = QueueStatusReporter(
+        self._queue_status = QueueStatusReporter(
             queue=self.queue,
             jobs=self._jobs,
             gate=self.gate,
             policy=lambda: self.policy,
             in_use=self._in_use,
             fits_namespace=self._fits_namespace,
-            write=self._write,
-            events=self._events,
+            write=self._report.status,
+            events=self._report.events,
             rules=reporting or QueueReporting(),
         )
         metrics.bind_gate(
@@ -141,7 +140,7 @@ class Scheduler:
         for uid in self.queue:
             job = self._jobs[uid]
             if job.phase is Phase.RUNNING:
-                self._write(
+                self._report.status(
                     job,
                     Phase.PENDING,
                     Reason.WAITING_FOR_SLOT,
@@ -157,7 +156,7 @@ class Scheduler:
         job = self._jobs.pop(uid, None)
         if job is None:
             return
-        self._sink.discard(job.ref)
+        self._report.discard(job)
         if self.queue.remove(uid):
             self._dispatch()
         elif job.task is not None:
@@ -297,29 +296,15 @@ class Scheduler:
         self.gate.admit(job.slots)
         self._in_use[job.ref.namespace] += job.slots
         self._running[job.ref.uid] = job
-        self._metrics.queue_wait.observe(time.monotonic() - job.queued_at)
         job.attempts += 1
+        self._metrics.queue_wait.observe(time.monotonic() - job.queued_at)
         job.stop = None
         job.shown = None
-        waited = time.monotonic() - job.queued_at
-        self._events.job(
-            job.ref,
-            "Started",
-            f"attempt {job.attempts} started after waiting "
-            f"{waited:.1f}s; {self.gate.in_use} of {self.gate.limit} slots in use",
-        )
-        self._write(
+        self._report.started(
             job,
-            Phase.RUNNING,
-            Reason.STARTED,
-            f"attempt {job.attempts} of {job.valid.backoff_limit + 1}",
-            attempts=job.attempts,
-            startTime=precise_timestamp(self._clock()),
-            queuePosition=None,
-            completionTime=None,
-            durationSeconds=None,
-            result=None,
-            summary=None,
+            waited=time.monotonic() - job.queued_at,
+            in_use=self.gate.in_use,
+            limit=self.gate.limit,
         )
         job.task = asyncio.create_task(self._run(job), name=f"job {job.ref}")
 
@@ -367,20 +352,7 @@ class Scheduler:
 
     def _retry_later(self, job: Job, reason: Reason, message: str) -> None:
         delay = self.policy.retry_delay(job.attempts)
-        self._events.job(
-            job.ref,
-            "Retrying",
-            f"attempt {job.attempts} failed ({reason}: {message}); retrying in {delay:g}s",
-            "Warning",
-        )
-        self._write(
-            job,
-            Phase.PENDING,
-            Reason.RETRY_BACKOFF,
-            f"attempt {job.attempts} failed ({reason}: {message}); retrying in {delay:g}s",
-            settles=True,  # it no longer shows Running: the next job's Running may follow
-            lastFailure=f"{reason}: {message}",
-        )
+        self._report.retrying(job, reason, message, delay)
         asyncio.get_running_loop().call_later(delay, self._requeue, job)
 
     def _requeue(self, job: Job) -> None:
@@ -404,65 +376,14 @@ class Scheduler:
         elapsed: float | None = None,
         webhook: Webhook | None = None,
     ) -> None:
-        now = self._clock()
-        fields: dict[str, Any] = {
-            "completionTime": precise_timestamp(now),
-            "queuePosition": None,
-        }
-        if result is not None:
-            fields["result"] = result
-            fields["summary"] = summarize(result)
-        if elapsed is not None:
-            fields["durationSeconds"] = round(elapsed, 3)
+        """The job is done with: report it, and stop tracking it until the watch shows it."""
         webhook = webhook or (job.request.webhook if job.request else None)
-        if webhook is not None:  # recorded with the final status: owed even across a restart
-            fields["webhook"] = {"state": "Pending", "attempts": 0}
-        status = self._write(job, phase, reason, message, **fields)
-        self._metrics.jobs_completed.labels(phase.value, job.algorithm_name).inc()
-        logger.info(
-            "AlgorithmJob %s %s (%s)",
-            job.ref,
-            phase.value,
-            reason.value,
-            extra={
-                "job": str(job.ref),
-                "phase": phase.value,
-                "reason": reason.value,
-                "attempts": job.attempts,
-            },
+        self._report.concluded(
+            job, phase, reason, message, result=result, elapsed=elapsed, webhook=webhook
         )
-        event = {Reason.TIMEOUT: "TimedOut"}.get(reason, phase.value)
-        self._events.job(job.ref, event, message, "Warning" if phase is Phase.FAILED else "Normal")
         self._jobs.pop(job.ref.uid, None)
         self._finished.add(job.ref.uid)
-        if webhook is not None:
-            self._notifier.notify(job.ref, webhook, status)
-
-    def _write(
-        self,
-        job: Job,
-        phase: Phase,
-        reason: Reason,
-        message: str,
-        *,
-        settles: bool = False,
-        **fields: Any,
-    ) -> dict[str, Any]:
-        """Queue a status write. Terminal writes (and ``settles``) end a Running display;
-        a Running write waits for those written before it (see jobgate.writer)."""
-        status = transition(
-            phase, reason, message, previous_conditions=job.conditions, now=self._clock(), **fields
-        )
-        job.phase = phase
-        job.conditions = status["conditions"]
-        self._sink.write(
-            job.ref,
-            status,
-            settles=settles or phase.terminal,
-            after_settled=phase is Phase.RUNNING,
-        )
-        return status
 
     def report_queue(self) -> int:
         """Write queue status now, within the bound (see :mod:`jobgate.queuestatus`)."""
-        return self._reporter.report()
+        return self._queue_status.report()

@@ -7,6 +7,12 @@ two; under load this halves the writes. At most one request per job is in flight
 for a job reach the server in the order they were written. Failed requests are retried
 with capped exponential backoff until they land or the object is gone.
 
+Two classes of patches: urgent ones (a job starts or ends) go before background ones (queue
+status: ``Pending`` and ``queuePosition``), which get every ``background_share``-th pick
+while urgent ones are ready. When the API server is the bottleneck, a queued job's unsent
+Pending patch then merges into its Running or terminal patch instead of costing a write, and
+results are not stuck behind positions; positions still move, only more slowly.
+
 One ordering rule crosses jobs: a job's "Running" patch is held until every terminal patch
 written before it has landed. The scheduler reuses a slot the moment a job ends, before that
 job's terminal status is written; without the rule a watcher could briefly see one more
@@ -16,6 +22,7 @@ Running object than the limit. The slot itself is never held for a write.
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 import logging
@@ -45,6 +52,7 @@ class StatusWriter(Generic[K]):
         *,
         concurrency: int = 32,
         on_write: Callable[[bool], None] | None = None,
+        background_share: int = 10,
     ) -> None:
         self._send = send
         self._concurrency = concurrency
@@ -62,7 +70,13 @@ class StatusWriter(Generic[K]):
         # heap of (ticket, sequence, key): the sequence breaks ties, keys need no order
         self._holds: list[tuple[int, int, K]] = []
         self._hold_seq = itertools.count()
-        self._ready: asyncio.Queue[K] = asyncio.Queue()
+        # Keys with a patch to send: urgent first; one token per entry in either deque.
+        self._urgent: collections.deque[K] = collections.deque()
+        self._background: collections.deque[K] = collections.deque()
+        self._background_keys: set[K] = set()  # whose waiting patch is queue status only
+        self._tokens = asyncio.Semaphore(0)
+        self._background_share = background_share
+        self._picks = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._workers: list[asyncio.Task[None]] = []
@@ -74,12 +88,19 @@ class StatusWriter(Generic[K]):
         ]
 
     def write(
-        self, key: K, patch: Patch, *, settles: bool = False, after_settled: bool = False
+        self,
+        key: K,
+        patch: Patch,
+        *,
+        settles: bool = False,
+        after_settled: bool = False,
+        background: bool = False,
     ) -> None:
         """Queue ``patch`` for ``key``; merges into a patch that has not been sent yet.
 
         ``settles``: the patch ends a run (a terminal phase). ``after_settled``: hold the
-        patch until every ``settles`` patch written before it has landed.
+        patch until every ``settles`` patch written before it has landed. ``background``:
+        queue status, sent when no urgent patch is ready (or on its share of picks).
         """
         if settles and key not in self._settle_waiting:
             ticket = next(self._tickets)
@@ -87,10 +108,16 @@ class StatusWriter(Generic[K]):
             self._outstanding.add(ticket)
             self._settle_waiting[key] = ticket
         waiting = self._waiting.get(key)
+        upgraded = False
         if waiting is not None:
             waiting.update(patch)  # merged: the held-or-queued entry carries it
+            if not background and key in self._background_keys:
+                self._background_keys.discard(key)
+                upgraded = True  # queued as background: queue it again as urgent
         else:
             self._waiting[key] = dict(patch)
+            if background:
+                self._background_keys.add(key)
             self._idle.clear()
         # Hold it (also when merged: a queued Pending must not carry it out early) unless it
         # merged into this job's own unsent settling patch: then the job was Running at the
@@ -101,13 +128,32 @@ class StatusWriter(Generic[K]):
             if self._outstanding and self._outstanding[0] <= mark:
                 self._blocked[key] = max(mark, self._blocked.get(key, 0))
                 heapq.heappush(self._holds, (self._blocked[key], next(self._hold_seq), key))
-        if waiting is None and key not in self._in_flight and key not in self._blocked:
-            self._ready.put_nowait(key)
+        if (
+            (waiting is None or upgraded)
+            and key not in self._in_flight
+            and key not in self._blocked
+        ):
+            self._enqueue(key)
+
+    def _enqueue(self, key: K) -> None:
+        if key in self._background_keys:
+            self._background.append(key)
+        else:
+            self._urgent.append(key)
+        self._tokens.release()
+
+    def _pick(self) -> K:
+        self._picks += 1
+        share = self._background_share
+        if self._background and (not self._urgent or (share and self._picks % share == 0)):
+            return self._background.popleft()
+        return self._urgent.popleft()
 
     def discard(self, key: K) -> None:
         """Drop what is still waiting for ``key`` (the object was deleted)."""
         self._waiting.pop(key, None)
         self._blocked.pop(key, None)
+        self._background_keys.discard(key)
         ticket = self._settle_waiting.pop(key, None)
         if ticket is not None:
             self._settled(ticket)
@@ -123,7 +169,7 @@ class StatusWriter(Generic[K]):
                 continue  # stale: released already, or held again under a later mark
             del self._blocked[key]
             if key in self._waiting and key not in self._in_flight:
-                self._ready.put_nowait(key)
+                self._enqueue(key)
 
     @property
     def backlog(self) -> int:
@@ -145,12 +191,14 @@ class StatusWriter(Generic[K]):
 
     async def _work(self) -> None:
         while True:
-            key = await self._ready.get()
+            await self._tokens.acquire()
+            key = self._pick()
             if key in self._blocked or key in self._in_flight:
                 continue  # re-queued when released / when the flight lands
             patch = self._waiting.pop(key, None)
             if patch is None:
-                continue  # discarded while it waited
+                continue  # discarded while it waited, or sent already (queued twice)
+            self._background_keys.discard(key)
             ticket = self._settle_waiting.pop(key, None)  # settles once this flight lands
             self._in_flight.add(key)
             try:
@@ -160,6 +208,7 @@ class StatusWriter(Generic[K]):
                 if ticket is not None:
                     self._settled(ticket)
                 if key not in self._waiting:
+                    self._background_keys.discard(key)
                     # its waiting patch rode this flight (a retry sends the newest state) or
                     # was dropped with the object: what it settled has landed or never will
                     self._blocked.pop(key, None)
@@ -167,7 +216,7 @@ class StatusWriter(Generic[K]):
                     if folded is not None:
                         self._settled(folded)
                 if key in self._waiting and key not in self._blocked:
-                    self._ready.put_nowait(key)  # written again while in flight: send next
+                    self._enqueue(key)  # written again while in flight: send next
                 self._check_idle()
 
     async def _deliver(self, key: K, patch: Patch) -> None:
@@ -209,3 +258,4 @@ class StatusWriter(Generic[K]):
             delay = min(delay * 2, RETRY_MAX_DELAY)
             if key not in self._blocked:  # a held patch must not ride out on the retry
                 patch.update(self._waiting.pop(key, {}))  # retry with the newest state
+                self._background_keys.discard(key)

@@ -396,6 +396,7 @@ DESIGN_METRICS = (
     "jobgate_available_slots",
     "jobgate_webhook_deliveries_total",
     "jobgate_api_writes_total",
+    "jobgate_status_write_backlog",
 )
 # Series Prometheus itself adds, and labels it attaches to every scraped series.
 PROMETHEUS_SERIES = {"up"}

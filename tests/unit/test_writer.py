@@ -276,3 +276,40 @@ async def test_a_retry_does_not_carry_out_a_held_patch() -> None:
         await writer.flush()
     await writer.close()
     assert received[1:] == [("old", {"phase": "Succeeded"}), ("next", {"phase": "Running"})]
+
+
+async def test_background_patches_wait_while_urgent_ones_are_ready() -> None:
+    """Queue status yields to results: when the API server is the bottleneck, a job's
+    unsent Pending patch merges into its later patches instead of costing a write."""
+    server = Server()
+    server.gate.clear()
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=1, background_share=0)
+    writer.start()
+    writer.write("busy", {"phase": "Running"})
+    await asyncio.sleep(0)  # the only worker is busy: the rest waits
+    for i in range(3):
+        writer.write(f"queued{i}", {"phase": "Pending", "queuePosition": i}, background=True)
+    writer.write("done", {"phase": "Succeeded"}, settles=True)
+    writer.write("queued0", {"phase": "Running"}, after_settled=True)  # merges, now urgent
+    server.gate.set()
+    await writer.flush()
+    await writer.close()
+    assert [key for key, _ in server.received] == ["busy", "done", "queued0", "queued1", "queued2"]
+    assert server.received[2][1] == {"phase": "Running", "queuePosition": 0}
+
+
+async def test_background_patches_get_a_share_under_constant_urgent_load() -> None:
+    server = Server()
+    server.gate.clear()
+    writer: StatusWriter[str] = StatusWriter(server.send, concurrency=1, background_share=4)
+    writer.start()
+    writer.write("busy", {"phase": "Running"})
+    await asyncio.sleep(0)
+    writer.write("queued", {"phase": "Pending"}, background=True)
+    for i in range(10):
+        writer.write(f"urgent{i}", {"phase": "Succeeded"})
+    server.gate.set()
+    await writer.flush()
+    await writer.close()
+    order = [key for key, _ in server.received]
+    assert order.index("queued") <= 4, order
