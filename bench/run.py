@@ -15,10 +15,10 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import report, scenarios
+from bench import operations, report, scenarios
 from bench.variants import VARIANTS
 
-ALL = [f"B{i}" for i in range(1, 10)]
+ALL = [f"B{i}" for i in range(1, 10)] + [f"O{i}" for i in range(1, 6)]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -123,6 +123,7 @@ async def run(args: argparse.Namespace) -> int:
         ({"B4", "B5", "B6", "B9"}, lambda: scenarios.gate(ctx, wanted)),
         ({"B7"}, lambda: scenarios.queue(ctx)),
         ({"B8"}, lambda: scenarios.kueue(ctx)),
+        ({"O1", "O2", "O3", "O4", "O5"}, lambda: operations.operations(ctx)),
     ]
     try:
         for members, group in groups:
