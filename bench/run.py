@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="run py-spy on the operator during B2 (bench/results/profile-*.txt)",
+        help="run py-spy on the operator during B2 and B8 (bench/results/logs-*/profile-*.txt)",
     )
     parser.add_argument(
         "--memprobe",

@@ -672,10 +672,14 @@ async def kueue(ctx: Context) -> None:
             api_before = await cluster.request_counts()
             cpu_before = op.tree_sample().cpu_seconds
             shares_before = {**cluster.cpu_seconds(), "operator": cpu_before}
+            if ctx.profile:
+                op.profile_to(ctx.logs / "profile-b8.txt")
             with StatusSampler(op, interval=0.1, backlog=True) as sampler:
                 stats = await create_jobs(cluster, "b8", bodies)
                 print(f"  B8: {n} jobs created in {stats.seconds:.1f}s")
                 await watch.wait_terminal(n, timeout=ideal * 5 + 300)
+            if ctx.profile:
+                op.stop_profile()
             makespan = watch.last_terminal - stats.first_sent
             shares = cpu_share(
                 shares_before,

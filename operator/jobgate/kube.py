@@ -8,6 +8,7 @@ Responses we do not need are released unread, so a status write costs no JSON de
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
 import logging
@@ -15,8 +16,10 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from aiohttp.helpers import get_env_proxy_for_url
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
+from yarl import URL
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +47,27 @@ class Gone(Exception):
 
 
 async def connect(pool_size: int = 64) -> client.ApiClient:
-    """An API client from in-cluster config, else from ``KUBECONFIG`` / ``~/.kube/config``."""
+    """An API client from in-cluster config, else from ``KUBECONFIG`` / ``~/.kube/config``.
+
+    The client's aiohttp session would otherwise look up proxy variables and ``~/.netrc``
+    in a thread on every request (``trust_env``): 16 % of the operator's CPU under load.
+    The proxy for the API server (``HTTPS_PROXY``/``NO_PROXY``) is looked up once, here.
+    """
     configuration = client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config(client_configuration=configuration)
-    else:
-        await config.load_kube_config(client_configuration=configuration)
+    else:  # the library reads KUBECONFIG at import; read it now
+        await config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
+        )
     configuration.connection_pool_maxsize = pool_size
-    return client.ApiClient(configuration)
+    if not configuration.proxy:
+        with contextlib.suppress(LookupError):
+            proxy, _ = get_env_proxy_for_url(URL(configuration.host))
+            configuration.proxy = str(proxy)
+    api = client.ApiClient(configuration)
+    api.rest_client.pool_manager._trust_env = False  # no public setter; tests/unit/test_kube.py
+    return api
 
 
 class KubeApi:
