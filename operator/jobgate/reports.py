@@ -114,7 +114,9 @@ class JobReporter:
         webhook: Webhook | None = None,
     ) -> None:
         """The terminal status (with the webhook owed, so it survives a restart), then the
-        metric, log line and Event, then the webhook delivery."""
+        metric, log line and Event, then the webhook delivery. ``webhook`` defaults to the
+        job's own (a refused spec passes the one it could still read)."""
+        webhook = webhook or (job.request.webhook if job.request else None)
         fields: dict[str, Any] = {
             "completionTime": precise_timestamp(self._clock()),
             "queuePosition": None,

@@ -43,7 +43,7 @@ from jobgate.queue import WaitQueue
 from jobgate.queuestatus import QueueReporting, QueueStatusReporter
 from jobgate.reports import JobReporter
 from jobgate.runner import AlgorithmRunner, JobTimeout, ResourceLimitExceeded
-from jobgate.spec import JobRequest, SpecError, Webhook, parse_spec, parse_webhook
+from jobgate.spec import JobRequest, SpecError, parse_spec, parse_webhook
 from jobgate.status import (
     TERMINAL_PHASES,
     Phase,
@@ -297,12 +297,13 @@ class Scheduler:
         self._in_use[job.ref.namespace] += job.slots
         self._running[job.ref.uid] = job
         job.attempts += 1
-        self._metrics.queue_wait.observe(time.monotonic() - job.queued_at)
+        waited = time.monotonic() - job.queued_at
+        self._metrics.queue_wait.observe(waited)
         job.stop = None
         job.shown = None
         self._report.started(
             job,
-            waited=time.monotonic() - job.queued_at,
+            waited=waited,
             in_use=self.gate.in_use,
             limit=self.gate.limit,
         )
@@ -365,22 +366,10 @@ class Scheduler:
         if job.task is not None:
             job.task.cancel()
 
-    def _conclude(
-        self,
-        job: Job,
-        phase: Phase,
-        reason: Reason,
-        message: str,
-        *,
-        result: dict[str, Any] | None = None,
-        elapsed: float | None = None,
-        webhook: Webhook | None = None,
-    ) -> None:
-        """The job is done with: report it, and stop tracking it until the watch shows it."""
-        webhook = webhook or (job.request.webhook if job.request else None)
-        self._report.concluded(
-            job, phase, reason, message, result=result, elapsed=elapsed, webhook=webhook
-        )
+    def _conclude(self, job: Job, phase: Phase, reason: Reason, message: str, **end: Any) -> None:
+        """Report the end (see :meth:`JobReporter.concluded` for ``end``), and stop tracking
+        the job until the watch shows its final phase."""
+        self._report.concluded(job, phase, reason, message, **end)
         self._jobs.pop(job.ref.uid, None)
         self._finished.add(job.ref.uid)
 

@@ -142,6 +142,11 @@ class StatusWriter(Generic[K]):
             self._urgent.append(key)
         self._tokens.release()
 
+    def _take(self, key: K) -> Patch | None:
+        """Remove and return ``key``'s waiting patch (its background mark goes with it)."""
+        self._background_keys.discard(key)
+        return self._waiting.pop(key, None)
+
     def _pick(self) -> K:
         self._picks += 1
         share = self._background_share
@@ -151,9 +156,8 @@ class StatusWriter(Generic[K]):
 
     def discard(self, key: K) -> None:
         """Drop what is still waiting for ``key`` (the object was deleted)."""
-        self._waiting.pop(key, None)
+        self._take(key)
         self._blocked.pop(key, None)
-        self._background_keys.discard(key)
         ticket = self._settle_waiting.pop(key, None)
         if ticket is not None:
             self._settled(ticket)
@@ -195,10 +199,9 @@ class StatusWriter(Generic[K]):
             key = self._pick()
             if key in self._blocked or key in self._in_flight:
                 continue  # re-queued when released / when the flight lands
-            patch = self._waiting.pop(key, None)
+            patch = self._take(key)
             if patch is None:
                 continue  # discarded while it waited, or sent already (queued twice)
-            self._background_keys.discard(key)
             ticket = self._settle_waiting.pop(key, None)  # settles once this flight lands
             self._in_flight.add(key)
             try:
@@ -208,7 +211,6 @@ class StatusWriter(Generic[K]):
                 if ticket is not None:
                     self._settled(ticket)
                 if key not in self._waiting:
-                    self._background_keys.discard(key)
                     # its waiting patch rode this flight (a retry sends the newest state) or
                     # was dropped with the object: what it settled has landed or never will
                     self._blocked.pop(key, None)
@@ -227,7 +229,7 @@ class StatusWriter(Generic[K]):
                 self._on_write(True)
                 return
             except Gone:
-                self._waiting.pop(key, None)
+                self._take(key)
                 return
             except asyncio.CancelledError:
                 raise
@@ -257,5 +259,4 @@ class StatusWriter(Generic[K]):
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_DELAY)
             if key not in self._blocked:  # a held patch must not ride out on the retry
-                patch.update(self._waiting.pop(key, {}))  # retry with the newest state
-                self._background_keys.discard(key)
+                patch.update(self._take(key) or {})  # retry with the newest state
