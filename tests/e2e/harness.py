@@ -126,6 +126,19 @@ class Kube:
         )
         return answer["items"]  # type: ignore[no-any-return]
 
+    async def list_jobs_settled(self, timeout: float = 10) -> list[dict[str, Any]]:
+        """The jobs once no write lands between two lists: after an operator is killed, a
+        status patch it had already sent may still commit; this list comes after it."""
+        deadline = time.monotonic() + timeout
+        previous = None
+        while True:
+            items = await self.list_jobs()
+            versions = {j["metadata"]["name"]: j["metadata"]["resourceVersion"] for j in items}
+            if versions == previous:
+                return items
+            assert time.monotonic() < deadline, "the jobs kept changing"
+            previous = versions
+
     async def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
         await self.custom.patch_namespaced_custom_object(
             GROUP,

@@ -49,7 +49,7 @@ async def test_standby_takes_over_without_losing_or_doubling_jobs(
     first.stop(signal.SIGKILL)
     running_at_kill = {
         j["metadata"]["name"]
-        for j in await kube.list_jobs()
+        for j in await kube.list_jobs_settled()
         if j.get("status", {}).get("phase") == "Running"
     }
     takeover = await wait_leading(second, timeout=20)

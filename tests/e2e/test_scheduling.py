@@ -282,6 +282,9 @@ async def test_kill_9_mid_run_loses_nothing_and_keeps_the_limit(
         *(kube.create_job(n, s) for n, s in zip(names, burners + sleepers, strict=True))
     )
     await wait_status(first, lambda s: s["running_jobs"] == limit and s["queued_jobs"] > 100)
+    # The endpoint counts a job running the moment it starts; its Running status may still be
+    # queued behind the 200 creates. Kill once the API shows the (60 s) Burn jobs Running.
+    await asyncio.gather(*(kube.wait_phase(burner, "Running") for burner in names[:2]))
     workers = first.descendants()
     assert workers, "the Burn jobs should run in worker processes"
     first.stop(signal.SIGKILL)
@@ -292,7 +295,7 @@ async def test_kill_9_mid_run_loses_nothing_and_keeps_the_limit(
         assert time.monotonic() < deadline, "orphaned worker processes are still running"
         await asyncio.sleep(0.1)
 
-    before = {j["metadata"]["name"]: j.get("status", {}) for j in await kube.list_jobs()}
+    before = {j["metadata"]["name"]: j.get("status", {}) for j in await kube.list_jobs_settled()}
     was_running = {n for n, s in before.items() if s.get("phase") == "Running"}
     assert was_running, "some jobs should have been Running at the kill"
     restarted = time.monotonic()
